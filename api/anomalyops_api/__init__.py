@@ -1,0 +1,1 @@
+"""FastAPI batch-scoring service. Imports neither Airflow nor TFX."""

@@ -1,0 +1,123 @@
+"""Landing -> raw: the first transaction of every day.
+
+``land`` puts a day's source data into ``landing/<date>/`` (the simulator writes a file there,
+exactly as a user's export would arrive); ``ingest`` reads whatever is in that folder, checks it
+against the feature spec and writes the ``raw/ds=<date>`` partition. A day whose files cannot be
+read is copied to ``quarantine/`` with a reason file and the task fails with every problem listed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+
+from anomalyops.lake import Lake, Zone, as_date
+from anomalyops.settings import Settings
+from anomalyops.sources.landing import READABLE_SUFFIXES, IngestError, SourceFile, load_files
+from anomalyops.sources.simulator import SimulatorConfig, corrupt, simulate_day
+from anomalyops.spec import FeatureSpec, load_spec
+
+log = logging.getLogger(__name__)
+
+SIMULATED_FILE = "simulated.parquet"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    ds: str
+    rows: int
+    files: list[str]
+    path: str
+
+
+def simulator_config(settings: Settings) -> SimulatorConfig:
+    sim = settings.simulator
+    return SimulatorConfig(
+        seed=sim.seed,
+        rows_per_day=sim.rows_per_day,
+        scenario=sim.scenario,
+        drift_start=sim.drift_start or settings.start_date + dt.timedelta(days=14),
+        anomaly_rate=sim.anomaly_rate,
+    )
+
+
+def land(ds: str | dt.date, settings: Settings) -> list[str]:
+    """Make sure ``landing/<ds>/`` holds the day's files; return their names.
+
+    With the simulator as source, (re)write its file for the day; with ``landing`` as source,
+    fail clearly when the user has not dropped anything yet (Airflow retries with back-off).
+    """
+    day, lake = as_date(ds), Lake(settings.lake_root)
+    if settings.source == "simulator":
+        spec = load_spec(settings.feature_spec_path)
+        df = simulate_day(spec, day, simulator_config(settings))
+        kind = settings.simulator.corrupt_days.get(day)
+        if kind:
+            log.warning("simulator: corrupting %s with %r (configured demo failure)", day, kind)
+            df = corrupt(df, spec, kind, seed=settings.simulator.seed)
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        _put_atomic(lake, f"{lake.landing_path(day)}/{SIMULATED_FILE}", buf.getvalue())
+    names = landing_files(lake, day)
+    if not names:
+        raise FileNotFoundError(
+            f"no {'/'.join(READABLE_SUFFIXES)} files in {lake.uri(lake.landing_path(day))}/ "
+            f"for {day}: drop the day's export there, then clear this task"
+        )
+    return names
+
+
+def landing_files(lake: Lake, day: dt.date) -> list[str]:
+    folder = lake.landing_path(day)
+    if not lake.fs.exists(folder):
+        return []
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in lake.fs.ls(folder, detail=False)]
+    return sorted(n for n in names if n.lower().endswith(READABLE_SUFFIXES) and not n.startswith((".", "_")))
+
+
+def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = None) -> IngestResult:
+    """Read ``landing/<ds>/`` and atomically (re)write ``raw/ds=<ds>``."""
+    day, lake = as_date(ds), Lake(settings.lake_root)
+    spec = spec or load_spec(settings.feature_spec_path)
+    names = landing_files(lake, day)
+    if not names:
+        raise FileNotFoundError(f"nothing to ingest in {lake.uri(lake.landing_path(day))}/")
+    files = [SourceFile(f"landing/{day}/{n}", _get(lake, f"{lake.landing_path(day)}/{n}")) for n in names]
+    try:
+        df = load_files(files, spec)
+    except IngestError as exc:
+        reason = {"ds": day.isoformat(), "stage": "ingest", "problems": exc.problems, "files": names}
+        lake.write_files(
+            Zone.QUARANTINE, day,
+            {**{n: f.data for n, f in zip(names, files)}, "reason.json": json.dumps(reason, indent=2).encode()},
+            meta={"reason": "ingest", "problems": len(exc.problems)},
+        )
+        log.error("quarantined %s: %s", day, exc)
+        raise
+    if lake.exists(Zone.QUARANTINE, day):
+        lake.remove(Zone.QUARANTINE, day, reason="the day was re-ingested successfully")
+    path = lake.write_table(Zone.RAW, day, df, meta={"source_files": names, "spec": spec.fingerprint()})
+    log.info("ingested %d rows from %s into %s", len(df), names, lake.uri(path))
+    return IngestResult(ds=day.isoformat(), rows=len(df), files=names, path=lake.uri(path))
+
+
+def ingest_as_dict(ds: str, settings: Settings) -> dict:
+    return asdict(ingest(ds, settings))
+
+
+def _get(lake: Lake, path: str) -> bytes:
+    with lake.fs.open(path, "rb") as f:
+        return f.read()
+
+
+def _put_atomic(lake: Lake, path: str, data: bytes) -> None:
+    folder, name = path.rsplit("/", 1)
+    lake.fs.makedirs(folder, exist_ok=True)
+    tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+    with lake.fs.open(tmp, "wb") as f:
+        f.write(data)
+    lake.fs.mv(tmp, path)

@@ -1,0 +1,1 @@
+"""The TFX training pipeline: components, model code and create_pipeline(). Needs no Airflow."""
