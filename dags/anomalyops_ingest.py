@@ -3,9 +3,9 @@
 
 Every day (catch-up on, so a backfill over a date range works):
 
-1. **land** – the day's source data arrives in `landing/<YYYY-MM-DD>/` (the demo simulator
+1. **land** - the day's source data arrives in `landing/<YYYY-MM-DD>/` (the demo simulator
    writes a file there; in production users or a feed drop CSV/Parquet files).
-2. **ingest** – the files are checked against the feature spec and written atomically to
+2. **ingest** - the files are checked against the feature spec and written atomically to
    `raw/ds=<YYYY-MM-DD>/`. Unreadable files (missing columns, unparsable values, empty file)
    fail the task with the file, column and row named, and are copied to `quarantine/`.
 
@@ -42,5 +42,7 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     land = PythonOperator(task_id="land", python_callable=tasks.land, op_kwargs={"ds": "{{ ds }}"})
-    ingest = PythonOperator(task_id="ingest", python_callable=tasks.ingest, op_kwargs={"ds": "{{ ds }}"})
+    ingest = PythonOperator(
+        task_id="ingest", python_callable=tasks.ingest, op_kwargs={"ds": "{{ ds }}"}
+    )
     land >> ingest

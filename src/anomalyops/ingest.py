@@ -76,7 +76,9 @@ def landing_files(lake: Lake, day: dt.date) -> list[str]:
     if not lake.fs.exists(folder):
         return []
     names = [p.rstrip("/").rsplit("/", 1)[-1] for p in lake.fs.ls(folder, detail=False)]
-    return sorted(n for n in names if n.lower().endswith(READABLE_SUFFIXES) and not n.startswith((".", "_")))
+    return sorted(
+        n for n in names if n.lower().endswith(READABLE_SUFFIXES) and not n.startswith((".", "_"))
+    )
 
 
 def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = None) -> IngestResult:
@@ -86,21 +88,34 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
     names = landing_files(lake, day)
     if not names:
         raise FileNotFoundError(f"nothing to ingest in {lake.uri(lake.landing_path(day))}/")
-    files = [SourceFile(f"landing/{day}/{n}", _get(lake, f"{lake.landing_path(day)}/{n}")) for n in names]
+    files = [
+        SourceFile(f"landing/{day}/{n}", _get(lake, f"{lake.landing_path(day)}/{n}")) for n in names
+    ]
     try:
         df = load_files(files, spec)
     except IngestError as exc:
-        reason = {"ds": day.isoformat(), "stage": "ingest", "problems": exc.problems, "files": names}
+        reason = {
+            "ds": day.isoformat(),
+            "stage": "ingest",
+            "problems": exc.problems,
+            "files": names,
+        }
         lake.write_files(
-            Zone.QUARANTINE, day,
-            {**{n: f.data for n, f in zip(names, files)}, "reason.json": json.dumps(reason, indent=2).encode()},
+            Zone.QUARANTINE,
+            day,
+            {
+                **{n: f.data for n, f in zip(names, files, strict=True)},
+                "reason.json": json.dumps(reason, indent=2).encode(),
+            },
             meta={"reason": "ingest", "problems": len(exc.problems)},
         )
         log.error("quarantined %s: %s", day, exc)
         raise
     if lake.exists(Zone.QUARANTINE, day):
         lake.remove(Zone.QUARANTINE, day, reason="the day was re-ingested successfully")
-    path = lake.write_table(Zone.RAW, day, df, meta={"source_files": names, "spec": spec.fingerprint()})
+    path = lake.write_table(
+        Zone.RAW, day, df, meta={"source_files": names, "spec": spec.fingerprint()}
+    )
     log.info("ingested %d rows from %s into %s", len(df), names, lake.uri(path))
     return IngestResult(ds=day.isoformat(), rows=len(df), files=names, path=lake.uri(path))
 

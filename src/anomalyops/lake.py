@@ -80,7 +80,11 @@ class Lake:
 
     def uri(self, path: str) -> str:
         """A path as a URL other tools (TFX, browsers) can open."""
-        return self.fs.unstrip_protocol(path) if self.fs.protocol not in ("file", ("file", "local")) else path
+        return (
+            self.fs.unstrip_protocol(path)
+            if self.fs.protocol not in ("file", ("file", "local"))
+            else path
+        )
 
     # -- reading -------------------------------------------------------------------------
     def exists(self, zone: Zone, ds: str | dt.date) -> bool:
@@ -146,7 +150,9 @@ class Lake:
         return self.partition_path(zone, ds)
 
     @contextmanager
-    def transaction(self, zone: Zone, ds: str | dt.date, *, meta: dict | None = None) -> Iterator[str]:
+    def transaction(
+        self, zone: Zone, ds: str | dt.date, *, meta: dict | None = None
+    ) -> Iterator[str]:
         """Yield a temporary directory; on success it becomes the partition, else it is dropped."""
         final = self.partition_path(zone, ds)
         tmp = f"{self.zone_path(zone)}/_tmp/{final.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}"
@@ -165,8 +171,15 @@ class Lake:
             self.fs.rm(tmp, recursive=True) if self.fs.exists(tmp) else None
             raise
 
-    def move(self, ds: str | dt.date, src: Zone, dst: Zone, *, files: dict[str, bytes] | None = None,
-             meta: dict | None = None) -> str:
+    def move(
+        self,
+        ds: str | dt.date,
+        src: Zone,
+        dst: Zone,
+        *,
+        files: dict[str, bytes] | None = None,
+        meta: dict | None = None,
+    ) -> str:
         """Move a complete partition between zones (e.g. raw -> quarantine), adding side files.
 
         The destination is written completely before the source is removed, so a crash in
@@ -176,7 +189,9 @@ class Lake:
         if not self.exists(src, ds):
             raise PartitionNotFound(f"no complete partition at {self.uri(src_path)}")
         old_meta = self.read_meta(src, ds)
-        with self.transaction(dst, ds, meta={**old_meta, **(meta or {}), "moved_from": str(Zone(src))}) as tmp:
+        with self.transaction(
+            dst, ds, meta={**old_meta, **(meta or {}), "moved_from": str(Zone(src))}
+        ) as tmp:
             for entry in self.fs.ls(src_path, detail=False):
                 name = entry.rstrip("/").rsplit("/", 1)[-1]
                 if name != SUCCESS:
@@ -193,7 +208,9 @@ class Lake:
         if not self.exists(src, ds):
             raise PartitionNotFound(f"no complete partition at {self.uri(src_path)}")
         old_meta = self.read_meta(src, ds)
-        with self.transaction(dst, ds, meta={**old_meta, **(meta or {}), "copied_from": str(Zone(src))}) as tmp:
+        with self.transaction(
+            dst, ds, meta={**old_meta, **(meta or {}), "copied_from": str(Zone(src))}
+        ) as tmp:
             for entry in self.fs.ls(src_path, detail=False):
                 name = entry.rstrip("/").rsplit("/", 1)[-1]
                 if name != SUCCESS:

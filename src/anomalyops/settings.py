@@ -44,7 +44,9 @@ class SimulatorSettings(BaseModel):
     anomaly_rate: float = Field(default=0.01, ge=0.0, le=0.5)
     drift_start: dt.date | None = None
     """First drifted day; None means ``start_date`` + 14 days."""
-    corrupt_days: dict[dt.date, Literal["missing_column", "nulls", "out_of_range", "type_change", "empty"]] = {}
+    corrupt_days: dict[
+        dt.date, Literal["missing_column", "nulls", "out_of_range", "type_change", "empty"]
+    ] = {}
     """Days the demo deliberately breaks, to show the quarantine path."""
 
 
@@ -82,7 +84,9 @@ class Settings(BaseSettings):
                     "ANOMALYOPS_API_ADMIN_KEY must be set in production when ANOMALYOPS_API_URL is"
                 )
             if self.smtp.host in ("127.0.0.1", "localhost") and self.smtp.port == 8025:
-                raise ValueError("ANOMALYOPS_SMTP__HOST/PORT must name a real SMTP server in production")
+                raise ValueError(
+                    "ANOMALYOPS_SMTP__HOST/PORT must name a real SMTP server in production"
+                )
         return self
 
     @property

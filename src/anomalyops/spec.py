@@ -130,7 +130,9 @@ def parse_spec(data: object, *, source: str = "<spec>") -> FeatureSpec:
         for err in exc.errors():
             where = _field_path(err["loc"], data) or "(top level)"
             problems.append(f"{where}: {err['msg']}")
-        raise FeatureSpecError(f"{source}: invalid feature spec\n  " + "\n  ".join(problems)) from None
+        raise FeatureSpecError(
+            f"{source}: invalid feature spec\n  " + "\n  ".join(problems)
+        ) from None
 
 
 def load_spec(path: str | Path) -> FeatureSpec:
@@ -152,7 +154,11 @@ def _field_path(loc: tuple, data: object) -> str:
     node = data
     for item in loc:
         if isinstance(item, int):
-            name = node[item].get("name") if isinstance(node, list) and isinstance(node[item], dict) else None
+            name = (
+                node[item].get("name")
+                if isinstance(node, list) and isinstance(node[item], dict)
+                else None
+            )
             parts[-1] += f"[{item}]" + (f" ({name})" if name else "")
             node = node[item] if isinstance(node, list) and item < len(node) else None
         else:

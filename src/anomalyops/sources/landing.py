@@ -43,8 +43,14 @@ def read_file(file: SourceFile) -> pd.DataFrame:
             return pd.read_parquet(io.BytesIO(file.data))
         compression = "gzip" if name.endswith(".gz") else None
         # dtype=str: coercion happens in conform(), where a failure can name its row.
-        return pd.read_csv(io.BytesIO(file.data), dtype=str, compression=compression,
-                           keep_default_na=False, na_values=[""], encoding="utf-8")
+        return pd.read_csv(
+            io.BytesIO(file.data),
+            dtype=str,
+            compression=compression,
+            keep_default_na=False,
+            na_values=[""],
+            encoding="utf-8",
+        )
     except UnicodeDecodeError as exc:
         raise IngestError([f"{file.name}: not UTF-8 text (byte {exc.start})"]) from None
     except pd.errors.EmptyDataError:
@@ -52,7 +58,9 @@ def read_file(file: SourceFile) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         raise IngestError([f"{file.name}: malformed CSV: {exc}"]) from None
     except Exception as exc:  # pyarrow raises several unrelated types for a bad Parquet file
-        raise IngestError([f"{file.name}: cannot read as {name.rsplit('.', 1)[-1]}: {exc}"]) from None
+        raise IngestError(
+            [f"{file.name}: cannot read as {name.rsplit('.', 1)[-1]}: {exc}"]
+        ) from None
 
 
 def conform(df: pd.DataFrame, spec: FeatureSpec, *, source: str, csv: bool = False) -> pd.DataFrame:
@@ -64,8 +72,12 @@ def conform(df: pd.DataFrame, spec: FeatureSpec, *, source: str, csv: bool = Fal
         raise IngestError([f"{source}: the file has a header but no rows"])
     missing = [c for c in spec.required_columns if c not in df.columns]
     if missing:
-        raise IngestError([f"{source}: missing column(s) {', '.join(map(repr, missing))}"
-                           f" (found: {', '.join(map(str, df.columns))})"])
+        raise IngestError(
+            [
+                f"{source}: missing column(s) {', '.join(map(repr, missing))}"
+                f" (found: {', '.join(map(str, df.columns))})"
+            ]
+        )
     problems: list[str] = []
     out: dict[str, pd.Series] = {}
 
@@ -99,7 +111,9 @@ def _row_ref(i: int, csv: bool) -> str:
     return f"row {i + 1} (line {i + 2})" if csv else f"row {i + 1}"
 
 
-def _unparsable(raw: pd.Series, parsed: pd.Series, source: str, column: str, kind: str, csv: bool) -> list[str]:
+def _unparsable(
+    raw: pd.Series, parsed: pd.Series, source: str, column: str, kind: str, csv: bool
+) -> list[str]:
     bad = np.flatnonzero(raw.notna().to_numpy() & parsed.isna().to_numpy())
     if len(bad) == 0:
         return []
@@ -113,7 +127,10 @@ def _nulls(raw: pd.Series, source: str, column: str, csv: bool) -> list[str]:
     if len(bad) == 0:
         return []
     where = ", ".join(_row_ref(i, csv) for i in bad[:_MAX_EXAMPLES])
-    return [f"{source}: column {column!r}: empty at {where}" + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")]
+    return [
+        f"{source}: column {column!r}: empty at {where}"
+        + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    ]
 
 
 def load_files(files: list[SourceFile], spec: FeatureSpec) -> pd.DataFrame:
@@ -123,8 +140,14 @@ def load_files(files: list[SourceFile], spec: FeatureSpec) -> pd.DataFrame:
     frames, problems = [], []
     for file in files:
         try:
-            frames.append(conform(read_file(file), spec, source=file.name,
-                                  csv=not file.name.lower().endswith(".parquet")))
+            frames.append(
+                conform(
+                    read_file(file),
+                    spec,
+                    source=file.name,
+                    csv=not file.name.lower().endswith(".parquet"),
+                )
+            )
         except IngestError as exc:
             problems += exc.problems
     if problems:

@@ -105,13 +105,15 @@ def _factors(day: dt.date, cfg: SimulatorConfig, seconds: np.ndarray) -> np.ndar
         shocks = rng.normal(0.0, np.sqrt(1 - phi**2), size=n)
         series = np.empty(n)
         series[0] = rng.normal()
-        for i in range(1, n):  # noqa: SIM113 - an AR(1) recursion, not an index loop
+        for i in range(1, n):
             series[i] = phi * series[i - 1] + shocks[i]
         out.append(series)
     return np.stack(out, axis=1)
 
 
-def _drift(plant: _Plant, day: dt.date, cfg: SimulatorConfig) -> tuple[np.ndarray, np.ndarray, bool]:
+def _drift(
+    plant: _Plant, day: dt.date, cfg: SimulatorConfig
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Mean offset (in sigmas), loading sign flips, and whether the day is drifted."""
     n = len(plant.center)
     offset, flip = np.zeros(n), np.ones(n)
@@ -119,7 +121,9 @@ def _drift(plant: _Plant, day: dt.date, cfg: SimulatorConfig) -> tuple[np.ndarra
         return offset, flip, False
     days_in = (day - cfg.drift_start).days + 1
     if cfg.scenario == "gradual":
-        offset[plant.drifting] = plant.drift_sign[plant.drifting] * cfg.gradual_sigma_per_day * days_in
+        offset[plant.drifting] = (
+            plant.drift_sign[plant.drifting] * cfg.gradual_sigma_per_day * days_in
+        )
         offset = np.clip(offset, -4.0, 4.0)
     else:
         offset[plant.drifting] = plant.drift_sign[plant.drifting] * cfg.sudden_shift_sigma
@@ -127,11 +131,14 @@ def _drift(plant: _Plant, day: dt.date, cfg: SimulatorConfig) -> tuple[np.ndarra
     return offset, flip, True
 
 
-def simulate_day(spec: FeatureSpec, day: dt.date, cfg: SimulatorConfig | None = None) -> pd.DataFrame:
+def simulate_day(
+    spec: FeatureSpec, day: dt.date, cfg: SimulatorConfig | None = None
+) -> pd.DataFrame:
     """One day of telemetry in the spec's columns (label included when the spec has one)."""
     cfg = cfg or SimulatorConfig()
     plant = _plant(spec, cfg.seed)
-    rng = _rng("day", cfg.seed, cfg.scenario, day.toordinal())
+    # The scenario is not part of the seed: before the drift starts, all scenarios agree.
+    rng = _rng("day", cfg.seed, day.toordinal())
     n_rows = cfg.rows_per_day
     seconds = np.floor(np.arange(n_rows) * (86_400 / n_rows))
     factors = _factors(day, cfg, seconds)
@@ -164,7 +171,7 @@ def _inject_anomalies(
     rate: float,
 ) -> None:
     n_rows, n_sensors = z.shape
-    budget = int(round(rate * n_rows))
+    budget = round(rate * n_rows)
     while labels.sum() < budget:
         kind = ANOMALY_KINDS[rng.integers(len(ANOMALY_KINDS))]
         sensor = rng.integers(n_sensors)
@@ -184,7 +191,9 @@ def _inject_anomalies(
         labels[window] = 1
 
 
-def corrupt(df: pd.DataFrame, spec: FeatureSpec, kind: Corruption, *, seed: int = 0) -> pd.DataFrame:
+def corrupt(
+    df: pd.DataFrame, spec: FeatureSpec, kind: Corruption, *, seed: int = 0
+) -> pd.DataFrame:
     """Break a day the way real feeds break, to exercise the quarantine path."""
     rng = _rng("corrupt", seed, kind)
     out = df.copy()
