@@ -1,0 +1,252 @@
+"""Reply models: every JSON the service sends has one here, with an example for /docs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from anomalyops_api.jobs import JobStatus
+from anomalyops_api.model import ModelMetadata
+from anomalyops_api.scoring import InputFormat, OutputFormat
+
+EXAMPLE_METADATA = {
+    "model_name": "anomaly_detector",
+    "version": 1764230400,
+    "created_at": "2026-11-27T09:00:00+00:00",
+    "training_spans": ["2026-11-13", "2026-11-26"],
+    "threshold": 3.71,
+    "threshold_quantile": 0.99,
+    "metrics": {"auc_pr": 0.81, "f1": 0.74, "false_alarm_rate": 0.004},
+    "feature_spec": {"name": "compressor_station", "timestamp": {"column": "timestamp"}},
+    "feature_spec_fingerprint": "3f2a9c1b7d10",
+    "pipeline_run_id": "scheduled__2026-11-26T00:00:00+00:00",
+}
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+class ErrorResponse(BaseModel):
+    """Every error: ``detail`` says what is wrong; the optional fields locate it."""
+
+    model_config = _examples(
+        {"detail": "missing columns required by model version 1764230400: vibration",
+         "columns": ["vibration"]},
+        {"detail": "row 17, column 'flow_rate': cannot parse 'n/a?' as a number",
+         "row": 17, "column": "flow_rate"},
+    )
+
+    detail: str
+    row: int | None = Field(default=None, description="1-based data row (header excluded).")
+    column: str | None = None
+    columns: list[str] | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Request validation errors, one per bad parameter."
+    )
+
+
+class ScoredRow(BaseModel):
+    """One scored row; the spec's key columns (e.g. station_id, timestamp) come first when
+    the upload had them, echoed as text."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"station_id": "st-001", "timestamp": "2026-11-27T09:00:00",
+                 "anomaly_score": 0.4211, "is_anomaly": False}
+            ]
+        },
+    )
+
+    anomaly_score: float
+    is_anomaly: bool
+
+
+class ScoreResponse(BaseModel):
+    """JSON reply of ``POST /v1/score`` (the CSV reply carries the same fields as columns)."""
+
+    model_config = _examples(
+        {
+            "model_version": 1764230400,
+            "threshold": 3.71,
+            "results": [
+                {"station_id": "st-001", "timestamp": "2026-11-27T09:00:00",
+                 "anomaly_score": 0.4211, "is_anomaly": False},
+                {"station_id": "st-001", "timestamp": "2026-11-27T09:01:00",
+                 "anomaly_score": 5.93, "is_anomaly": True},
+            ],
+            "rows": 2,
+        }
+    )
+
+    model_version: int
+    threshold: float
+    results: list[ScoredRow]
+    rows: int
+
+
+class HealthResponse(BaseModel):
+    model_config = _examples({"status": "ok"})
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    model_config = _examples(
+        {"status": "ready", "model_version": 1764230400, "detail": None},
+        {"status": "not ready", "model_version": None,
+         "detail": "no model version loaded from /srv/serving/anomaly_detector"},
+    )
+
+    status: Literal["ready", "not ready"]
+    model_version: int | None
+    detail: str | None = None
+
+
+class ModelVersionInfo(BaseModel):
+    version: int
+    state: Literal["serving", "available", "incomplete", "failed", "unreadable"]
+    """serving: answering requests; available: complete, not served; incomplete: being
+    written or broken (ignored); failed: its last load failed; unreadable: bad metadata."""
+    complete: bool
+    metadata: ModelMetadata | None = None
+    error: str | None = None
+    failed_attempts: int | None = None
+    loaded_at: dt.datetime | None = None
+
+
+class ModelsResponse(BaseModel):
+    model_config = _examples(
+        {
+            "model_dir": "/srv/serving/anomaly_detector",
+            "policy": "latest",
+            "active_version": 1764230400,
+            "pinned_version": None,
+            "last_scan_at": "2026-11-27T09:00:01+00:00",
+            "versions": [
+                {"version": 1764230400, "state": "serving", "complete": True,
+                 "metadata": EXAMPLE_METADATA, "loaded_at": "2026-11-27T09:00:01+00:00"},
+                {"version": 1764144000, "state": "available", "complete": True,
+                 "metadata": EXAMPLE_METADATA | {"version": 1764144000}},
+            ],
+        }
+    )
+
+    model_dir: str
+    policy: Literal["latest", "pinned"]
+    active_version: int | None
+    pinned_version: int | None
+    last_scan_at: dt.datetime | None
+    versions: list[ModelVersionInfo] = Field(description="Newest first; every integer dir.")
+
+
+class ActiveModelResponse(BaseModel):
+    """What an upload must contain for the version being served."""
+
+    model_config = _examples(
+        {
+            "version": 1764230400,
+            "threshold": 3.71,
+            "feature_columns": ["inlet_pressure", "outlet_pressure", "vibration"],
+            "key_columns": ["station_id", "timestamp"],
+            "loaded_at": "2026-11-27T09:00:01+00:00",
+            "metadata": EXAMPLE_METADATA,
+        }
+    )
+
+    version: int
+    threshold: float
+    feature_columns: list[str]
+    key_columns: list[str]
+    loaded_at: dt.datetime
+    metadata: ModelMetadata
+
+
+class FailedVersion(BaseModel):
+    version: int
+    error: str
+
+
+class ReloadResponse(BaseModel):
+    """What the pipeline reads after a push: is ``model_version`` the version it pushed?"""
+
+    model_config = _examples(
+        {
+            "model_version": 1764230400,
+            "previous_version": 1764144000,
+            "changed": True,
+            "pinned_version": None,
+            "failed_versions": [],
+            "duration_ms": 512.3,
+        }
+    )
+
+    model_version: int | None = Field(description="The version served after the reload.")
+    previous_version: int | None
+    changed: bool
+    pinned_version: int | None
+    failed_versions: list[FailedVersion] = Field(
+        description="Versions that failed to load during this reload (skipped)."
+    )
+    duration_ms: float
+
+
+class PinRequest(BaseModel):
+    model_config = _examples({"version": 1764144000})
+
+    version: int = Field(ge=0)
+
+
+class JobResponse(BaseModel):
+    model_config = _examples(
+        {
+            "id": "4be0f4b8a3f84d2c9e3f0d1f5c7a9b21",
+            "status": "running",
+            "created_at": "2026-11-27T09:00:00+00:00",
+            "started_at": "2026-11-27T09:00:01+00:00",
+            "finished_at": None,
+            "expires_at": None,
+            "filename": "telemetry-2026-11-26.csv.gz",
+            "input_format": "csv.gz",
+            "output_format": "csv",
+            "input_bytes": 83886080,
+            "rows_done": 400000,
+            "rows_total": 1000000,
+            "progress": 0.4,
+            "attempts": 1,
+            "model_version": None,
+            "threshold": None,
+            "error": None,
+            "result_url": None,
+        }
+    )
+
+    id: str
+    status: JobStatus
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    expires_at: dt.datetime | None = Field(description="When the result will be deleted.")
+    filename: str | None
+    input_format: InputFormat
+    output_format: OutputFormat
+    input_bytes: int
+    rows_done: int
+    rows_total: int | None = Field(
+        description="Exact for Parquet; a line count for CSV until the job finishes."
+    )
+    progress: float | None = Field(description="rows_done / rows_total, 0..1.")
+    attempts: int
+    model_version: int | None = Field(description="Version that scored the file (when done).")
+    threshold: float | None
+    error: ErrorResponse | None = Field(
+        description="Why the job failed: the same body a sync request would have received."
+    )
+    error_status: int | None = Field(
+        default=None, description="The HTTP status the same failure gets from POST /v1/score."
+    )
+    result_url: str | None

@@ -1,0 +1,117 @@
+"""Settings of the scoring service, read from ``ANOMALYOPS_API_*`` environment variables.
+
+Constructing :class:`ApiSettings` reads only the environment (no files, no directories are
+created), so tests can build as many as they like. Production mode refuses to start without
+API keys; there is no default secret in any mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from anomalyops.settings import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+MIN_PRODUCTION_KEY_LENGTH = 16
+MiB = 1024 * 1024
+
+
+class ApiSettings(BaseSettings):
+    """Every field is overridable by ``ANOMALYOPS_API_<FIELD>`` (case-insensitive)."""
+
+    # extra="ignore": the pipeline's own ANOMALYOPS_API_URL shares this prefix and must not
+    # stop the service from starting when both deployables read one environment.
+    model_config = SettingsConfigDict(env_prefix="ANOMALYOPS_API_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    model_dir: Path = PROJECT_ROOT / "var" / "serving" / "anomaly_detector"
+    """The serving directory the pipeline pushes into (TF Serving layout)."""
+    poll_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
+    load_retry_backoff_s: float = Field(default=30.0, ge=0.0)
+    """A version that failed to load is retried after this long (doubling, capped at 10 min),
+    or at once when its files change."""
+    warmup_rows: int = Field(default=1024, ge=1)
+
+    keys: Annotated[list[SecretStr], NoDecode] = []
+    """Keys accepted in ``X-API-Key`` for scoring, jobs and model listing (comma-separated)."""
+    admin_key: SecretStr | None = None
+    """The key for ``/admin/*``; the pipeline sends the same ``ANOMALYOPS_API_ADMIN_KEY``."""
+
+    max_upload_bytes: int = Field(default=512 * MiB, ge=1)
+    """Largest file ``POST /v1/score`` accepts (413 above); use a job for bigger files."""
+    max_job_upload_bytes: int = Field(default=8 * 1024 * MiB, ge=1)
+    spool_dir: Path | None = None
+    """Where uploads and replies are spooled; None means the system temp directory."""
+    csv_block_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
+    """CSV bytes parsed (and scored) per chunk: the knob that bounds memory per request."""
+    parquet_batch_rows: int = Field(default=65536, ge=1)
+    max_concurrent_scoring: int = Field(default=2, ge=1)
+    """Files scored at once (sync requests and job workers share it); others wait."""
+
+    state_dir: Path = PROJECT_ROOT / "var" / "api"
+    """Service state that outlives a restart: the pinned version (and jobs by default)."""
+    jobs_dir: Path | None = None
+    """SQLite database and files of async jobs; None means ``<state_dir>/jobs``."""
+    job_ttl_s: float = Field(default=24 * 3600.0, gt=0.0)
+    """A finished job's files are deleted this long after it finished."""
+    job_workers: int = Field(default=1, ge=1)
+    max_queued_jobs: int = Field(default=100, ge=1)
+    job_max_attempts: int = Field(default=3, ge=1)
+    """A job interrupted by a restart is re-queued until it has been started this often."""
+
+    docs_enabled: bool = True
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> ApiSettings:
+        if self.environment != "production":
+            return self
+        if not self.keys:
+            raise ValueError("ANOMALYOPS_API_KEYS must be set in production")
+        if self.admin_key is None:
+            raise ValueError("ANOMALYOPS_API_ADMIN_KEY must be set in production")
+        secrets = [k.get_secret_value() for k in self.keys] + [self.admin_key.get_secret_value()]
+        if any(len(s) < MIN_PRODUCTION_KEY_LENGTH for s in secrets):
+            raise ValueError(
+                f"API keys must be at least {MIN_PRODUCTION_KEY_LENGTH} characters in production"
+            )
+        if self.admin_key.get_secret_value() in secrets[:-1]:
+            raise ValueError("ANOMALYOPS_API_ADMIN_KEY must differ from the scoring keys")
+        return self
+
+    @property
+    def resolved_jobs_dir(self) -> Path:
+        return self.jobs_dir or self.state_dir / "jobs"
+
+    @property
+    def auth_open(self) -> bool:
+        """Development without scoring keys: every request is let in (and a warning logged)."""
+        return not self.keys
+
+    @property
+    def admin_open(self) -> bool:
+        return self.admin_key is None
+
+    def warn_if_open(self) -> None:
+        if self.auth_open:
+            log.warning(
+                "!!! ANOMALYOPS_API_KEYS is not set: scoring and jobs need NO API key. "
+                "Development only; production mode refuses to start like this. !!!"
+            )
+        if self.admin_open:
+            log.warning(
+                "!!! ANOMALYOPS_API_ADMIN_KEY is not set: /admin/* (reload, pin) is OPEN. "
+                "Development only. !!!"
+            )

@@ -1,0 +1,184 @@
+"""Stream a request body to a file on disk, never holding it in memory.
+
+FastAPI's ``UploadFile`` would also spool, but only after the whole multipart body has
+been parsed, into an anonymous temp file, and without a size limit; parsing the stream here
+lets us refuse an oversized upload (413) as soon as it crosses the limit and hand pyarrow a
+real path to read natively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from anomalyops_api.errors import ApiError
+from anomalyops_api.scoring import ACCEPTED_TYPES, ACCEPTED_TYPES_HINT, check_content_type
+
+FILE_FIELD = "file"
+FLUSH_BYTES = 1024 * 1024
+MULTIPART_OVERHEAD = 64 * 1024
+"""Bytes a multipart envelope may add around a file that is exactly at the limit."""
+RAW_BODY_TYPES = ACCEPTED_TYPES - {""}
+
+
+@dataclass
+class Upload:
+    path: Path
+    filename: str | None
+    content_type: str
+    size: int
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"upload exceeds the limit of {limit} bytes; split the file or submit it as a job "
+        "(POST /v1/jobs)",
+    )
+
+
+class _FileSink:
+    """Buffers parser output and writes it from a worker thread in ~1 MiB pieces."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        self.size = 0
+        self._pending = bytearray()
+        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise _too_large(self.limit)
+        self._pending += data
+
+    async def flush(self, force: bool = False) -> None:
+        if self._pending and (force or len(self._pending) >= FLUSH_BYTES):
+            chunk, self._pending = self._pending, bytearray()
+            await anyio.to_thread.run_sync(self._file.write, chunk)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload:
+    """Write the uploaded file to ``dest``: either the multipart field ``file`` or, for a
+    request whose own Content-Type is a file type, the raw body."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+        # Refuse before reading: a client that sent "Expect: 100-continue" never uploads.
+        raise _too_large(max_bytes)
+    raw_type, params = parse_options_header(request.headers.get("content-type"))
+    content_type = raw_type.decode("latin-1").lower()
+    if content_type == "multipart/form-data":
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise ApiError(400, "multipart/form-data without a boundary parameter")
+        return await _receive_multipart(request, dest, max_bytes, boundary)
+    if content_type not in RAW_BODY_TYPES:
+        raise ApiError(
+            415,
+            f"unsupported request content type {content_type!r}: upload the file as "
+            f"multipart/form-data field {FILE_FIELD!r}, or {ACCEPTED_TYPES_HINT} as the body",
+        )
+    sink = _FileSink(dest, max_bytes)
+    try:
+        async for chunk in request.stream():
+            sink.feed(chunk)
+            await sink.flush()
+        await sink.flush(force=True)
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected during the upload") from None
+    finally:
+        sink.close()
+    return Upload(dest, None, content_type, sink.size)
+
+
+async def _receive_multipart(
+    request: Request, dest: Path, max_bytes: int, boundary: bytes
+) -> Upload:
+    state: dict = {"field": b"", "value": b"", "headers": {}}
+    found: dict = {}
+    sink: _FileSink | None = None
+    writing = False
+    other_bytes = 0
+
+    def on_part_begin() -> None:
+        state["headers"] = {}
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        state["headers"][state["field"].decode("latin-1").lower()] = state["value"]
+        state["field"], state["value"] = b"", b""
+
+    def on_headers_finished() -> None:
+        nonlocal sink, writing
+        _, disposition = parse_options_header(state["headers"].get("content-disposition"))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        writing = name == FILE_FIELD and sink is None
+        if writing:
+            part_type, _ = parse_options_header(state["headers"].get("content-type"))
+            found["content_type"] = part_type.decode("latin-1").lower()
+            filename = disposition.get(b"filename")
+            found["filename"] = filename.decode("utf-8", "replace") if filename else None
+            check_content_type(found["content_type"])  # 415 before the bytes arrive
+            sink = _FileSink(dest, max_bytes)
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        nonlocal other_bytes
+        if writing:
+            assert sink is not None
+            sink.feed(memoryview(data)[start:end])
+        else:
+            other_bytes += end - start
+            if other_bytes > MULTIPART_OVERHEAD:  # form fields are tiny; this is not one
+                raise ApiError(413, f"multipart fields other than {FILE_FIELD!r} are too large")
+
+    def on_part_end() -> None:
+        nonlocal writing
+        writing = False
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if sink is not None:
+                await sink.flush()
+        parser.finalize()
+        if sink is not None:
+            await sink.flush(force=True)
+    except MultipartParseError as exc:
+        raise ApiError(400, f"malformed multipart body: {exc}") from None
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected during the upload") from None
+    finally:
+        if sink is not None:
+            sink.close()
+    if sink is None:
+        raise ApiError(
+            422, f"no file uploaded: send it as the multipart/form-data field {FILE_FIELD!r}"
+        )
+    return Upload(dest, found.get("filename"), found["content_type"], sink.size)
