@@ -64,7 +64,8 @@ def get_active_model(registry: RegistryDep) -> LoadedModel:
     model = registry.active  # taken once: this request uses this version to the end
     if model is None:
         raise ApiError(
-            503, f"no model version loaded yet from {registry.model_dir}",
+            503,
+            f"no model version loaded yet from {registry.model_dir}",
             headers={"Retry-After": "5"},
         )
     return model
@@ -89,9 +90,7 @@ def _matches(given: str, secrets: list[str]) -> bool:
 
 
 def _missing() -> ApiError:
-    return ApiError(
-        401, f"missing {API_KEY_HEADER} header", headers={"WWW-Authenticate": "ApiKey"}
-    )
+    return ApiError(401, f"missing {API_KEY_HEADER} header", headers={"WWW-Authenticate": "ApiKey"})
 
 
 def require_api_key(

@@ -19,7 +19,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -400,10 +400,8 @@ class JobService:
                 job = await anyio.to_thread.run_sync(self.store.claim_next)
             if job is None:
                 self._wake.clear()
-                try:
+                with suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                except asyncio.TimeoutError:
-                    pass
                 continue
             self.metrics.jobs_queued.dec()
             try:
@@ -429,8 +427,9 @@ class JobService:
                 last = time.monotonic()
 
         started = time.perf_counter()
-        log.info("job %s started on model version %d (attempt %d)", job.id, model.version,
-                 job.attempts)
+        log.info(
+            "job %s started on model version %d (attempt %d)", job.id, model.version, job.attempts
+        )
         try:
             result = score_file(
                 src,
@@ -498,10 +497,8 @@ class JobService:
     async def _janitor(self) -> None:
         interval = min(self.settings.job_ttl_s / 4, 60.0)
         while not self._stop.is_set():
-            try:
+            with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
             try:
                 await anyio.to_thread.run_sync(self._expire)
             except Exception:

@@ -11,6 +11,7 @@ and skipped until the files change or a back-off expires; whatever was serving k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -277,8 +278,11 @@ class ModelRegistry:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("ignoring unreadable pin file %s: %s", self.pin_file, exc)
             return None
-        log.warning("version %d is pinned (from %s); POST /admin/unpin to follow the newest",
-                    version, self.pin_file)
+        log.warning(
+            "version %d is pinned (from %s); POST /admin/unpin to follow the newest",
+            version,
+            self.pin_file,
+        )
         return version
 
     # -- listing -------------------------------------------------------------------------
@@ -301,7 +305,5 @@ async def watch(registry: ModelRegistry, interval_s: float, stop: asyncio.Event)
             await anyio.to_thread.run_sync(registry.refresh)
         except Exception:  # keep watching whatever a scan throws (e.g. a vanished mount)
             log.exception("model directory scan failed")
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except asyncio.TimeoutError:
-            pass

@@ -33,10 +33,15 @@ class ErrorResponse(BaseModel):
     """Every error: ``detail`` says what is wrong; the optional fields locate it."""
 
     model_config = _examples(
-        {"detail": "missing columns required by model version 1764230400: vibration",
-         "columns": ["vibration"]},
-        {"detail": "row 17, column 'flow_rate': cannot parse 'n/a?' as a number",
-         "row": 17, "column": "flow_rate"},
+        {
+            "detail": "missing columns required by model version 1764230400: vibration",
+            "columns": ["vibration"],
+        },
+        {
+            "detail": "row 17, column 'flow_rate': cannot parse 'n/a?' as a number",
+            "row": 17,
+            "column": "flow_rate",
+        },
     )
 
     detail: str
@@ -56,8 +61,12 @@ class ScoredRow(BaseModel):
         extra="allow",
         json_schema_extra={
             "examples": [
-                {"station_id": "st-001", "timestamp": "2026-11-27T09:00:00",
-                 "anomaly_score": 0.4211, "is_anomaly": False}
+                {
+                    "station_id": "st-001",
+                    "timestamp": "2026-11-27T09:00:00",
+                    "anomaly_score": 0.4211,
+                    "is_anomaly": False,
+                }
             ]
         },
     )
@@ -74,10 +83,18 @@ class ScoreResponse(BaseModel):
             "model_version": 1764230400,
             "threshold": 3.71,
             "results": [
-                {"station_id": "st-001", "timestamp": "2026-11-27T09:00:00",
-                 "anomaly_score": 0.4211, "is_anomaly": False},
-                {"station_id": "st-001", "timestamp": "2026-11-27T09:01:00",
-                 "anomaly_score": 5.93, "is_anomaly": True},
+                {
+                    "station_id": "st-001",
+                    "timestamp": "2026-11-27T09:00:00",
+                    "anomaly_score": 0.4211,
+                    "is_anomaly": False,
+                },
+                {
+                    "station_id": "st-001",
+                    "timestamp": "2026-11-27T09:01:00",
+                    "anomaly_score": 5.93,
+                    "is_anomaly": True,
+                },
             ],
             "rows": 2,
         }
@@ -98,8 +115,11 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     model_config = _examples(
         {"status": "ready", "model_version": 1764230400, "detail": None},
-        {"status": "not ready", "model_version": None,
-         "detail": "no model version loaded from /srv/serving/anomaly_detector"},
+        {
+            "status": "not ready",
+            "model_version": None,
+            "detail": "no model version loaded from /srv/serving/anomaly_detector",
+        },
     )
 
     status: Literal["ready", "not ready"]
@@ -128,10 +148,19 @@ class ModelsResponse(BaseModel):
             "pinned_version": None,
             "last_scan_at": "2026-11-27T09:00:01+00:00",
             "versions": [
-                {"version": 1764230400, "state": "serving", "complete": True,
-                 "metadata": EXAMPLE_METADATA, "loaded_at": "2026-11-27T09:00:01+00:00"},
-                {"version": 1764144000, "state": "available", "complete": True,
-                 "metadata": EXAMPLE_METADATA | {"version": 1764144000}},
+                {
+                    "version": 1764230400,
+                    "state": "serving",
+                    "complete": True,
+                    "metadata": EXAMPLE_METADATA,
+                    "loaded_at": "2026-11-27T09:00:01+00:00",
+                },
+                {
+                    "version": 1764144000,
+                    "state": "available",
+                    "complete": True,
+                    "metadata": EXAMPLE_METADATA | {"version": 1764144000},
+                },
             ],
         }
     )

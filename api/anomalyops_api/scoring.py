@@ -174,7 +174,7 @@ def _csv_error(exc: Exception, header: list[str]) -> ApiError:
     """Translate pyarrow's message into a 4xx naming the row (1 = first data row)."""
     message = str(exc).strip()
     if match := _CONVERSION_RE.search(message):
-        index, row, target, reason = match.groups()
+        index, row, _target, reason = match.groups()
         column = header[int(index)] if int(index) < len(header) else f"#{index}"
         data_row = int(row) - 1
         if "UTF8" in reason:
@@ -201,7 +201,11 @@ def _csv_error(exc: Exception, header: list[str]) -> ApiError:
 
 
 def _iter_csv(
-    path: Path, fmt: InputFormat, model: LoadedModel, header: list[str], keys: list[str],
+    path: Path,
+    fmt: InputFormat,
+    model: LoadedModel,
+    header: list[str],
+    keys: list[str],
     block_bytes: int,
 ) -> Iterator[pa.RecordBatch]:
     features = model.feature_names
@@ -239,8 +243,11 @@ def _iter_parquet(
     schema = parquet.schema_arrow
     for name in features:
         kind = schema.field(name).type
-        if not (any(test(kind) for test in _NUMERIC) or pa.types.is_string(kind)
-                or pa.types.is_large_string(kind)):
+        if not (
+            any(test(kind) for test in _NUMERIC)
+            or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+        ):
             raise ApiError(422, f"column {name!r} has type {kind}; expected numbers", column=name)
     offset = 0
     try:
@@ -343,8 +350,7 @@ class _JsonWriter:
         self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._rows = 0
         self._file.write(
-            f'{{"model_version": {model.version}, "threshold": {model.threshold!r}, '
-            '"results": ['
+            f'{{"model_version": {model.version}, "threshold": {model.threshold!r}, "results": ['
         )
 
     def write(self, keys: dict[str, pa.Array], scores: np.ndarray, flags: np.ndarray) -> None:

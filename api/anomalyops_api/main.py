@@ -1,0 +1,94 @@
+"""The app factory. Run: ``uvicorn anomalyops_api.main:create_app --factory``.
+
+Importing this module is cheap (no TensorFlow): the model, and TensorFlow with it, is
+loaded in :func:`lifespan`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from anomalyops import __version__
+from anomalyops_api.errors import install_error_handlers
+from anomalyops_api.jobs import JobService
+from anomalyops_api.metrics import ApiMetrics, MetricsMiddleware
+from anomalyops_api.registry import ModelRegistry, watch
+from anomalyops_api.routes import health, jobs, models, scoring
+from anomalyops_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+PIN_FILE = "pinned_version.json"
+
+DESCRIPTION = """
+Batch scoring with the anomaly detector the retraining pipeline pushes.
+
+* Upload CSV, gzip-compressed CSV or Parquet to **POST /v1/score** (sync) or
+  **POST /v1/jobs** (async, for big files); get CSV or JSON back.
+* The newest complete version in the serving directory is served and hot-reloaded with no
+  downtime; **/v1/models** lists versions, **/admin/** reloads and pins (rollback).
+* Send `X-API-Key` (a scoring key; the admin key for `/admin/*`).
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the served model before accepting traffic, then watch for new versions."""
+    settings: ApiSettings = app.state.settings
+    metrics: ApiMetrics = app.state.metrics
+    settings.warn_if_open()
+    registry = ModelRegistry(
+        settings.model_dir,
+        metrics=metrics,
+        pin_file=settings.state_dir / PIN_FILE,
+        retry_backoff_s=settings.load_retry_backoff_s,
+        warmup_rows=settings.warmup_rows,
+    )
+    app.state.registry = registry
+    limiter = anyio.CapacityLimiter(settings.max_concurrent_scoring)
+    app.state.scoring_limiter = limiter
+    result = await anyio.to_thread.run_sync(registry.refresh)
+    if result.version is None:
+        # Start anyway: /readyz says 503 and the watcher serves the first push.
+        log.warning("no loadable model version in %s yet; not ready", settings.model_dir)
+    job_service = JobService(settings, registry, metrics, limiter)
+    app.state.jobs = job_service
+    await job_service.start()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch(registry, settings.poll_interval_s, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await job_service.stop()
+        await watcher
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """Build the app; ``settings`` defaults to :class:`ApiSettings` from the environment."""
+    settings = settings or ApiSettings()
+    app = FastAPI(
+        title="anomalyops scoring API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics()
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.include_router(scoring.router)
+    app.include_router(jobs.router)
+    app.include_router(models.router)
+    app.include_router(models.admin)
+    app.include_router(health.router)
+    return app

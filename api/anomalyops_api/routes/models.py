@@ -1,0 +1,150 @@
+"""``/v1/models`` (listing) and ``/admin/*`` (reload, pin, unpin)."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+from fastapi import APIRouter
+
+from anomalyops_api.deps import ActiveModelDep, AdminDep, CallerDep, RegistryDep
+from anomalyops_api.errors import ApiError
+from anomalyops_api.model import ModelLoadError
+from anomalyops_api.registry import ModelRegistry, RefreshResult, VersionNotFound, scan_versions
+from anomalyops_api.routes.common import error_responses
+from anomalyops_api.schemas import (
+    ActiveModelResponse,
+    FailedVersion,
+    ModelsResponse,
+    ModelVersionInfo,
+    PinRequest,
+    ReloadResponse,
+)
+
+router = APIRouter(tags=["models"])
+admin = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def _describe(registry: ModelRegistry) -> ModelsResponse:
+    active = registry.active
+    infos = []
+    for version in sorted(scan_versions(registry.model_dir), key=lambda v: -v.version):
+        info = ModelVersionInfo(version=version.version, state="incomplete", complete=False)
+        if version.complete:
+            info.complete = True
+            metadata = registry.metadata(version)
+            if isinstance(metadata, str):
+                info.state, info.error = "unreadable", metadata
+            else:
+                info.state, info.metadata = "available", metadata
+            failure = registry.failures.get(version.version)
+            if failure is not None:
+                info.state, info.error = "failed", failure.error
+                info.failed_attempts = failure.attempts
+        if active is not None and active.version == version.version:
+            info.state, info.loaded_at, info.metadata = "serving", active.loaded_at, active.metadata
+        infos.append(info)
+    if active is not None and all(i.version != active.version for i in infos):
+        # Deleted from disk but still in memory (nothing else loadable): say so.
+        infos.insert(
+            0,
+            ModelVersionInfo(
+                version=active.version,
+                state="serving",
+                complete=False,
+                metadata=active.metadata,
+                loaded_at=active.loaded_at,
+                error="directory no longer on disk",
+            ),
+        )
+    return ModelsResponse(
+        model_dir=str(registry.model_dir),
+        policy="pinned" if registry.pinned is not None else "latest",
+        active_version=active.version if active else None,
+        pinned_version=registry.pinned,
+        last_scan_at=registry.last_scan_at,
+        versions=infos,
+    )
+
+
+@router.get(
+    "/v1/models",
+    summary="Model versions on disk and the one served",
+    responses=error_responses(401),
+)
+async def list_models(_caller: CallerDep, registry: RegistryDep) -> ModelsResponse:
+    """Every integer-named version directory, newest first, with its metadata (training
+    spans, threshold, metrics) and state; which one is served and whether it is pinned."""
+    return await anyio.to_thread.run_sync(_describe, registry)
+
+
+@router.get(
+    "/v1/models/active",
+    summary="The served version and the columns it needs",
+    responses=error_responses(401, 503),
+)
+async def active_model(_caller: CallerDep, model: ActiveModelDep) -> ActiveModelResponse:
+    return ActiveModelResponse(
+        version=model.version,
+        threshold=model.threshold,
+        feature_columns=model.spec.feature_names,
+        key_columns=model.spec.key_columns,
+        loaded_at=model.loaded_at,
+        metadata=model.metadata,
+    )
+
+
+def _reply(result: RefreshResult, registry: ModelRegistry, started: float) -> ReloadResponse:
+    return ReloadResponse(
+        model_version=result.version,
+        previous_version=result.previous_version,
+        changed=result.changed,
+        pinned_version=registry.pinned,
+        failed_versions=[FailedVersion(version=v, error=e) for v, e in result.failed.items()],
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+
+
+@admin.post(
+    "/reload", summary="Load the newest complete version now", responses=error_responses(401, 403)
+)
+async def reload_models(_admin: AdminDep, registry: RegistryDep) -> ReloadResponse:
+    """What the pipeline calls after a push. Scans the serving directory at once (also
+    retrying versions that failed before), loads and warms up the newest complete version
+    and swaps to it, then answers with the version now served. A version that fails to load
+    is listed in `failed_versions` and the previous one keeps serving. While a version is
+    pinned, this reloads nothing newer."""
+    started = time.perf_counter()
+    result = await anyio.to_thread.run_sync(lambda: registry.refresh(retry_failed=True))
+    return _reply(result, registry, started)
+
+
+@admin.post(
+    "/pin",
+    summary="Serve one version (rollback) until unpinned",
+    responses=error_responses(401, 403, 404, 409),
+)
+async def pin_model(body: PinRequest, _admin: AdminDep, registry: RegistryDep) -> ReloadResponse:
+    """Loads `version` (if not already served), swaps to it and stops following the newest.
+    The pin is persisted under `state_dir`, so it survives a restart."""
+    started = time.perf_counter()
+    previous = registry.active.version if registry.active else None
+    try:
+        model = await anyio.to_thread.run_sync(registry.pin, body.version)
+    except VersionNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except ModelLoadError as exc:
+        raise ApiError(409, f"version {body.version} failed to load: {exc}") from None
+    result = RefreshResult(previous_version=previous, version=model.version)
+    return _reply(result, registry, started)
+
+
+@admin.post(
+    "/unpin",
+    summary="Follow the newest complete version again",
+    responses=error_responses(401, 403),
+)
+async def unpin_model(_admin: AdminDep, registry: RegistryDep) -> ReloadResponse:
+    started = time.perf_counter()
+    result = await anyio.to_thread.run_sync(registry.unpin)
+    return _reply(result, registry, started)
