@@ -50,6 +50,38 @@ class SimulatorSettings(BaseModel):
     """Days the demo deliberately breaks, to show the quarantine path."""
 
 
+class TrainingSettings(BaseModel):
+    """The TFX training pipeline (``ANOMALYOPS_TRAINING__*``); see docs/pipeline.md."""
+
+    window_days: int = Field(default=14, ge=1)
+    """Train on the validated spans (days) of the last ``window_days`` days ingested."""
+    eval_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    """Share of rows (hashed by timestamp) held out for early stopping and the evaluation gate."""
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    early_stopping_patience: int = Field(default=3, ge=0)
+    hidden_units: list[int] | None = None
+    """Encoder layer widths ending with the bottleneck; None derives them from the feature count."""
+    seed: int = 42
+    threshold_quantile: float = Field(default=0.99, gt=0.5, lt=1.0)
+    """Quantile of held-out normal rows' scores that becomes the alarm threshold."""
+    no_regression_margin: float = Field(default=0.02, ge=0.0, le=1.0)
+    """A candidate is blessed if its AUC-PR >= the blessed model's minus this margin."""
+    max_alarm_rate_ratio: float = Field(default=1.5, ge=1.0)
+    """Without labels: at most this times the baseline's alarm rate on the same rows."""
+    min_eval_rows: int = Field(default=50, ge=1)
+    allowed_anomaly_types: list[str] = []
+    """ExampleValidator anomaly types (e.g. ``SCHEMA_NEW_COLUMN``) that do not fail the run."""
+    metadata_db_url: SecretStr | None = None
+    """ML Metadata on a server (``mysql://u:p@host:3306/db``, ``postgresql://...``);
+    None means SQLite at ``metadata_path``."""
+    notify_timeout_s: float = Field(default=60.0, gt=0.0)
+    """How long the serving notifier waits for the API to serve the pushed version."""
+    notify_poll_interval_s: float = Field(default=2.0, gt=0.0)
+    enable_cache: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ANOMALYOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -75,6 +107,7 @@ class Settings(BaseSettings):
     """Where the scoring service listens; None means no service to notify after a push."""
     api_admin_key: SecretStr | None = None
     beam_args: list[str] = DEFAULT_BEAM_ARGS
+    training: TrainingSettings = TrainingSettings()
 
     @model_validator(mode="after")
     def _production_needs_real_values(self) -> Settings:
