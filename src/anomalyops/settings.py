@@ -82,6 +82,19 @@ class TrainingSettings(BaseModel):
     enable_cache: bool = True
 
 
+class OrchestrationSettings(BaseModel):
+    """How Airflow runs the TFX pipeline (``ANOMALYOPS_ORCHESTRATION__*``); see docs/orchestration.md."""
+
+    compiled_dir: Path | None = None
+    """Where ``anomalyops compile-pipeline`` writes the IR; None means ``<pipeline_root>/compiled``."""
+    preload_tensorflow: bool = False
+    """Import TensorFlow/TFX once in the Airflow scheduler (plugin; LocalExecutor forks tasks)."""
+    retries: int = Field(default=2, ge=0)
+    retry_delay_s: float = Field(default=30.0, ge=0.0)
+    skip_beam_sdist: bool = True
+    """With an in-process Beam runner, do not build TFX's ``tfx_ephemeral`` sdist per component."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ANOMALYOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -108,6 +121,7 @@ class Settings(BaseSettings):
     api_admin_key: SecretStr | None = None
     beam_args: list[str] = DEFAULT_BEAM_ARGS
     training: TrainingSettings = TrainingSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
 
     @model_validator(mode="after")
     def _production_needs_real_values(self) -> Settings:
@@ -125,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def mlmd_path(self) -> Path:
         return self.metadata_path or self.pipeline_root / "metadata.sqlite"
+
+    @property
+    def compiled_pipeline_dir(self) -> Path:
+        return self.orchestration.compiled_dir or self.pipeline_root / "compiled"
 
 
 @lru_cache(maxsize=1)
