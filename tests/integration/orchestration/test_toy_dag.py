@@ -134,7 +134,7 @@ def test_failed_node_is_retried_and_its_new_output_reaches_downstream(toy):
 def test_second_run_reuses_outputs_through_the_cache(toy):
     from airflow.utils.state import DagRunState
 
-    compiled, settings, _ = toy
+    compiled, _, _ = toy
     dag = _build_dag(compiled)
     dr = dag.test(execution_date=dt.datetime(2026, 1, 3, tzinfo=dt.timezone.utc))
     assert dr.state == DagRunState.SUCCESS
