@@ -1,0 +1,1 @@
+"""Fails the run when ExampleValidator reports anomalies (ExampleValidator alone never fails)."""

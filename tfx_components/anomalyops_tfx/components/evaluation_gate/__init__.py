@@ -1,0 +1,1 @@
+"""Evaluation gate for an unsupervised model: calibrate, evaluate, compare, bless."""

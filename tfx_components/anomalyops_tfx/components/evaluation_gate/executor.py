@@ -1,0 +1,156 @@
+"""Evaluation gate executor: score eval rows with the candidate and the blessed baseline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+import numpy as np
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
+from tfx.types import artifact_utils
+
+from anomalyops.spec import FeatureSpec
+from anomalyops_tfx.components.evaluation_gate import logic
+from anomalyops_tfx.features import model_inputs, raw_parse_spec, spec_from_config
+
+REPORT_JSON = "evaluation_report.json"
+REPORT_MD = "evaluation_report.md"
+SERVING_SUBDIR = "Format-Serving"
+
+
+def span_dates(examples: list[types.Artifact]) -> list[str]:
+    """ISO dates of the Examples artifacts' spans (days since the epoch), oldest first."""
+    spans = sorted({int(a.get_int_custom_property("span")) for a in examples})
+    return [(dt.date(1970, 1, 1) + dt.timedelta(days=s)).isoformat() for s in spans]
+
+
+def read_split(
+    examples: list[types.Artifact], split: str, spec: FeatureSpec
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, int]:
+    """(feature columns, labels or None, rows dropped for missing features) of one split."""
+    import tensorflow as tf
+
+    files = []
+    for artifact in examples:
+        uri = artifact_utils.get_split_uri([artifact], split)
+        files += sorted(fileio.glob(os.path.join(uri, "*")))
+    if not files:
+        raise FileNotFoundError(f"no {split!r} Examples files in {[a.uri for a in examples]}")
+    parse = raw_parse_spec(spec)
+    names = model_inputs(spec)
+    columns: dict[str, list] = {n: [] for n in names}
+    labels: list[np.ndarray] = []
+    label_missing = False
+    for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192):
+        parsed = tf.io.parse_example(serialized, parse)
+        rows = int(serialized.shape[0])
+        for n in names:
+            dense = tf.sparse.to_dense(
+                tf.SparseTensor(parsed[n].indices, parsed[n].values, [rows, 1]), float("nan")
+            )
+            columns[n].append(dense.numpy()[:, 0])
+        if spec.label_column:
+            label = parsed[spec.label_column]
+            if int(tf.size(label.values)) != rows:
+                label_missing = True
+            else:
+                labels.append(label.values.numpy())
+    cols = {n: np.concatenate(v).astype(np.float32) for n, v in columns.items()}
+    complete = np.all([np.isfinite(v) for v in cols.values()], axis=0)
+    dropped = int(np.sum(~complete))
+    cols = {n: v[complete] for n, v in cols.items()}
+    y = None
+    if spec.label_column and not label_missing and labels:
+        y = np.concatenate(labels)[complete].astype(np.int64)
+    return cols, y, dropped
+
+
+def score_model(model: types.Artifact, columns: dict[str, np.ndarray]) -> np.ndarray:
+    import tensorflow as tf
+
+    from anomalyops_tfx import model as model_lib
+
+    loaded = tf.saved_model.load(os.path.join(model.uri, SERVING_SUBDIR))
+    return model_lib.score(loaded, columns)["anomaly_score"].astype(np.float64)
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        spec = spec_from_config(exec_properties["custom_config"])
+        quantile = float(exec_properties["threshold_quantile"])
+        margin = float(exec_properties["no_regression_margin"])
+        min_rows = int(exec_properties["min_eval_rows"])
+        split = exec_properties.get("eval_split") or "eval"
+
+        examples = input_dict["examples"]
+        candidate = artifact_utils.get_single_instance(input_dict["model"])
+        baselines = input_dict.get("baseline_model") or []
+        baseline = baselines[0] if baselines else None
+
+        columns, labels, dropped = read_split(examples, split, spec)
+        if dropped:
+            logging.warning("Evaluation skips %d row(s) with missing feature values", dropped)
+        cand_eval = logic.evaluate(score_model(candidate, columns), labels, quantile)
+        base_eval = (
+            logic.evaluate(score_model(baseline, columns), labels, quantile) if baseline else None
+        )
+        decision = logic.decide(cand_eval, base_eval, margin=margin, min_rows=min_rows)
+
+        report = {
+            "blessed": decision.blessed,
+            "rule": decision.rule,
+            "reasons": decision.reasons,
+            "candidate_model_uri": candidate.uri,
+            "candidate_model_id": candidate.id,
+            "baseline_model_uri": baseline.uri if baseline else None,
+            "baseline_model_id": baseline.id if baseline else None,
+            "candidate": cand_eval.to_dict(),
+            "baseline": base_eval.to_dict() if base_eval else None,
+            "threshold": cand_eval.threshold,
+            "threshold_quantile": quantile,
+            "margin": margin,
+            "eval_split": split,
+            "rows_dropped_missing_features": dropped,
+            "spans": span_dates(examples),
+            "training_spans": _span_range(span_dates(examples)),
+            "feature_spec_fingerprint": spec.fingerprint(),
+            "pipeline_run_id": self._context.pipeline_run_id if self._context else None,
+            "evaluated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        with fileio.open(os.path.join(blessing.uri, REPORT_JSON), "w") as f:
+            f.write(json.dumps(report, indent=2, allow_nan=True))
+        with fileio.open(os.path.join(blessing.uri, REPORT_MD), "w") as f:
+            f.write(logic.report_markdown(report))
+        # Evaluator's conventions, so LatestBlessedModelStrategy and Pusher-style readers work.
+        marker = "BLESSED" if decision.blessed else "NOT_BLESSED"
+        with fileio.open(os.path.join(blessing.uri, marker), "w") as f:
+            f.write("")
+        blessing.set_int_custom_property("blessed", int(decision.blessed))
+        blessing.set_string_custom_property("current_model", candidate.uri)
+        blessing.set_int_custom_property("current_model_id", candidate.id)
+        if baseline is not None:
+            blessing.set_string_custom_property("baseline_model", baseline.uri)
+            blessing.set_int_custom_property("baseline_model_id", baseline.id)
+        if np.isfinite(cand_eval.threshold):
+            blessing.set_float_custom_property("threshold", cand_eval.threshold)
+        logging.info(
+            "Evaluation gate: %s (%s)\n%s",
+            marker,
+            "; ".join(decision.reasons),
+            logic.report_markdown(report),
+        )
+
+
+def _span_range(dates: list[str]) -> list[str]:
+    return [dates[0], dates[-1]] if dates else []

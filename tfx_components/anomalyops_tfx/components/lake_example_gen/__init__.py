@@ -1,0 +1,1 @@
+"""ExampleGen over the lake's ``validated/ds=YYYY-MM-DD/`` partitions (one span per day)."""

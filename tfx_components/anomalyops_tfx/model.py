@@ -1,0 +1,155 @@
+"""The dense autoencoder and the serving module that wraps it with the Transform graph.
+
+Size policy (``hidden_units=None``): for ``n`` features the encoder is
+``[max(2, ceil(n / 2)), max(1, n // 4)]`` (the last width is the bottleneck) and the decoder
+mirrors it back to ``n``. The bottleneck is always narrower than the input when ``n > 1``, so
+the network must learn the features' correlations rather than copy them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+SIGNATURE = "serving_default"
+OUTPUTS = ("anomaly_score", "threshold", "is_anomaly")
+
+
+def layer_sizes(n_features: int, hidden_units: Sequence[int] | None = None) -> list[int]:
+    """Encoder widths ending with the bottleneck."""
+    if n_features < 1:
+        raise ValueError(f"an autoencoder needs at least one feature, got {n_features}")
+    if hidden_units:
+        if any(int(u) < 1 for u in hidden_units):
+            raise ValueError(f"hidden_units must be positive, got {list(hidden_units)}")
+        return [int(u) for u in hidden_units]
+    return [max(2, math.ceil(n_features / 2)), max(1, n_features // 4)]
+
+
+def build_autoencoder(
+    n_features: int,
+    hidden_units: Sequence[int] | None = None,
+    *,
+    learning_rate: float = 1e-3,
+    seed: int = 42,
+):
+    """A compiled tf_keras autoencoder on z-scored inputs (MSE loss)."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(seed)
+    encoder = layer_sizes(n_features, hidden_units)
+    inputs = tf_keras.Input(shape=(n_features,), name="z")
+    x = inputs
+    for i, width in enumerate(encoder[:-1]):
+        x = tf_keras.layers.Dense(width, activation="relu", name=f"encoder_{i}")(x)
+    x = tf_keras.layers.Dense(encoder[-1], activation="linear", name="bottleneck")(x)
+    for i, width in enumerate(reversed(encoder[:-1])):
+        x = tf_keras.layers.Dense(width, activation="relu", name=f"decoder_{i}")(x)
+    outputs = tf_keras.layers.Dense(n_features, activation="linear", name="reconstruction")(x)
+    model = tf_keras.Model(inputs, outputs, name="autoencoder")
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="mse")
+    return model
+
+
+def reconstruction_error(z, reconstruction):
+    """Per-row mean squared error in z-space: the anomaly score."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.square(z - reconstruction), axis=1)
+
+
+def make_serving_module(
+    model,
+    tft_layer,
+    raw_feature_spec: Mapping[str, Any],
+    feature_names: Sequence[str],
+    threshold: float,
+):
+    """A ``tf.Module`` whose ``serve`` takes raw float columns and returns the contract's outputs.
+
+    The threshold is a variable (``module.threshold``) so the pusher can write the calibrated
+    value into the copy it serves without retraining.
+    """
+    import tensorflow as tf
+
+    names = list(feature_names)
+
+    def to_raw(name: str, column):
+        """Shape a ``[None]`` float column the way the Transform graph was traced for it."""
+        spec = raw_feature_spec[name]
+        column = tf.cast(column, spec.dtype)
+        if isinstance(spec, tf.io.FixedLenFeature):
+            return tf.reshape(column, [-1, *spec.shape])
+        # VarLen (optional in the schema): NaN means missing, and Transform imputes it.
+        dense = tf.reshape(column, [-1, 1])
+        keep = tf.logical_not(tf.math.is_nan(dense))
+        return tf.SparseTensor(
+            indices=tf.where(keep),
+            values=tf.boolean_mask(dense, keep),
+            dense_shape=tf.shape(dense, out_type=tf.int64),
+        )
+
+    class AnomalyModule(tf.Module):
+        def __init__(self):
+            super().__init__(name="anomaly_detector")
+            self.model = model
+            self.tft_layer = tft_layer
+            self.threshold = tf.Variable(float(threshold), dtype=tf.float32, trainable=False)
+
+        @tf.function(
+            input_signature=[{n: tf.TensorSpec([None], tf.float32, name=n) for n in names}]
+        )
+        def serve(self, features):
+            transformed = self.tft_layer({n: to_raw(n, features[n]) for n in names})
+            z = tf.stack([tf.reshape(transformed[n], [-1]) for n in names], axis=1)
+            score = tf.cast(reconstruction_error(z, self.model(z, training=False)), tf.float32)
+            threshold = tf.fill(tf.shape(score), self.threshold)
+            return {
+                "anomaly_score": score,
+                "threshold": threshold,
+                "is_anomaly": score > threshold,
+            }
+
+    return AnomalyModule()
+
+
+def export(module, path: str) -> None:
+    """Save ``module`` as a SavedModel with the contract's ``serving_default`` signature."""
+    import tensorflow as tf
+
+    tf.saved_model.save(module, path, signatures={SIGNATURE: module.serve.get_concrete_function()})
+
+
+def rewrite_threshold(src: str, dst: str, threshold: float) -> None:
+    """Copy the SavedModel at ``src`` to ``dst`` with its threshold variable set to ``threshold``.
+
+    Loads the exported module (its Transform graph included) and saves it again, so the served
+    signature returns the calibrated threshold.
+    """
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(src)
+    if not hasattr(loaded, "threshold"):
+        raise ValueError(f"{src} is not an anomalyops model (no threshold variable)")
+    loaded.threshold.assign(float(threshold))
+    tf.saved_model.save(loaded, dst, signatures={SIGNATURE: loaded.serve.get_concrete_function()})
+
+
+def score(saved_model, columns: Mapping[str, Any], batch_size: int = 65536) -> dict[str, Any]:
+    """Call ``serving_default`` of a loaded SavedModel on numpy columns, in batches."""
+    import numpy as np
+    import tensorflow as tf
+
+    fn = saved_model.signatures[SIGNATURE]
+    n = len(next(iter(columns.values())))
+    parts: dict[str, list] = {k: [] for k in OUTPUTS}
+    for start in range(0, n, batch_size):
+        batch = {
+            k: tf.constant(np.asarray(v[start : start + batch_size], dtype=np.float32))
+            for k, v in columns.items()
+        }
+        out = fn(**batch)
+        for k in OUTPUTS:
+            parts[k].append(out[k].numpy())
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}

@@ -1,0 +1,1 @@
+"""Entry points that run create_pipeline() outside Airflow."""
