@@ -1,0 +1,58 @@
+"""
+### TFX training (one Airflow task per TFX component)
+
+Runs the TFX pipeline of `anomalyops_tfx.pipeline.create_pipeline` over the recent validated
+days: ExampleGen over the lake window, statistics, the imported schema, ExampleValidator and the
+anomalies gate, Transform, Trainer, the evaluation gate (blessing), the atomic Pusher and the
+serving notifier.
+
+- **Scheduled on the validated-data Dataset** (`anomalyops://lake/validated`): one run whenever
+  new days were validated. Dataset events that arrive while a run is active are coalesced
+  into one next run, so a backfill of many days queues one training over the window, not one
+  per day (`max_active_runs=1`, `catchup=False`).
+- **Built from the compiled pipeline** (TFX's IR), not from TFX code: parsing this file imports
+  no TensorFlow. After changing the pipeline code, feature spec, schema or settings, run
+  `anomalyops compile-pipeline`; until then `check_compiled_pipeline` fails each run, naming
+  that command (the DAG description says so too).
+- **Retries**: the Airflow run id is the TFX pipeline run id, so a retried (or cleared) failed
+  task re-runs that component and downstream tasks use its new output. Clearing a task that
+  succeeded is a no-op in TFX ("already succeeded"): trigger a new run to rebuild.
+
+See docs/orchestration.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow import DAG
+
+from anomalyops import tasks
+from anomalyops.datasets import VALIDATED
+from anomalyops.orchestration import airflow_dag, ir
+from anomalyops.settings import get_settings
+
+settings = get_settings()
+status = ir.project_status(settings)
+
+with DAG(
+    dag_id="anomalyops_train",
+    description="Train, gate and push the anomaly detector (TFX, from the compiled IR)"
+    if status.fresh
+    else status.message,
+    schedule=[VALIDATED],
+    start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    max_active_tasks=airflow_dag.max_active_tasks(settings),
+    # TODO(alerts): add on_failure_callback=anomalyops.alerts.task_failure_alert once it exists.
+    default_args=airflow_dag.default_args(settings),
+    tags=["anomalyops", "training", "tfx"],
+    doc_md=__doc__,
+) as dag:
+    airflow_dag.add_pipeline_tasks(
+        ir.compiled_pipeline(settings),
+        status,
+        check_callable=tasks.check_compiled_pipeline,
+        node_callable=tasks.run_tfx_node,
+    )
