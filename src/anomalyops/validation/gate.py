@@ -1,0 +1,341 @@
+"""The gate: validate a raw partition, decide pass / warn / fail, promote or quarantine.
+
+``decide`` is the whole policy as a plain function. ``run_gate`` runs GX and TFDV on
+``raw/ds=<day>`` and records everything in ``reports/ds=<day>/gate.json`` (it moves no data);
+``promote`` and ``quarantine`` act on that record; ``readmit`` brings a quarantined day back.
+Every step is idempotent: re-running a day rewrites the same records and partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from anomalyops.lake import Lake, PartitionNotFound, Zone, as_date
+from anomalyops.settings import Settings
+from anomalyops.spec import FeatureSpec, load_spec
+from anomalyops.validation import report as rpt
+
+log = logging.getLogger(__name__)
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+
+
+class GateError(RuntimeError):
+    """The gate cannot do what was asked (no report, promoting a failed day ...)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    """``pass`` (clean), ``warn`` (valid but drifted; promoted with an email), ``fail``."""
+    reasons: list[str]
+
+
+def drift_policy(settings: Settings, feature: str) -> str:
+    v = settings.validation
+    return v.drift_policy_by_feature.get(feature, v.drift_policy)
+
+
+def decide(
+    failed_expectations: list[dict],
+    tfdv_anomalies: list[dict],
+    drift: list[dict],
+    policy: dict[str, str] | str = "warn",
+) -> Decision:
+    """The gate's policy. Invalid data fails; drift warns or fails per feature's policy.
+
+    ``drift`` entries are ``{"feature", "value", "threshold", "drifted"}``; ``policy`` is one
+    policy for all or ``{feature: "warn"|"block"}`` (missing features: ``warn``).
+    """
+    reasons = []
+    for f in failed_expectations:
+        where = f" on {f['column']}" if f.get("column") else ""
+        reasons.append(f"expectation {f['expectation']}{where}: {f.get('observed', 'failed')}")
+    for a in tfdv_anomalies:
+        reasons.append(f"TFDV anomaly on {a['feature']}: {a['short_description']}")
+    blocking, warning = [], []
+    for d in drift:
+        if not d.get("drifted"):
+            continue
+        p = policy if isinstance(policy, str) else policy.get(d["feature"], "warn")
+        text = (
+            f"drift on {d['feature']}: {d.get('comparator', 'distance')} "
+            f"{d['value']:.3f} > {d['threshold']:.3f} ({p})"
+        )
+        (blocking if p == "block" else warning).append(text)
+    if reasons or blocking:
+        return Decision(FAIL, reasons + blocking + warning)
+    if warning:
+        return Decision(WARN, warning)
+    return Decision(PASS, [])
+
+
+# -- running the checks ----------------------------------------------------------------------
+def data_docs_dir(settings: Settings, lake: Lake) -> Path:
+    v = settings.validation
+    if v.data_docs_dir is not None:
+        return Path(v.data_docs_dir)
+    if lake.fs.protocol in ("file", ("file", "local")):
+        return Path(lake.zone_path(Zone.REPORTS)) / "data_docs"
+    return Path(v.gx_root) / "uncommitted" / "data_docs" / "local_site"
+
+
+def baseline_day(lake: Lake, day: dt.date) -> dt.date | None:
+    """The newest validated partition before ``day`` (drift is measured against it)."""
+    earlier = [d for d in lake.partitions(Zone.VALIDATED) if d < day]
+    return earlier[-1] if earlier else None
+
+
+def _baseline_stats(lake: Lake, day: dt.date, spec: FeatureSpec):
+    from anomalyops.validation import schema as sch
+    from anomalyops.validation import tfdv_checks
+
+    stats_file = rpt.report_path(lake, day, rpt.STATS_PB)
+    if lake.exists(Zone.REPORTS, day) and lake.fs.exists(stats_file):
+        with lake.fs.open(stats_file, "rb") as f:
+            return tfdv_checks.parse_statistics(f.read())
+    # A day promoted without a report (e.g. forced before reports existed): recompute.
+    return sch.statistics(lake.read_table(Zone.VALIDATED, day), spec)
+
+
+def run_gate(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = None) -> dict:
+    """Check ``raw/ds=<day>`` with GX and TFDV; write the report; return gate.json's content."""
+    from anomalyops.validation import gx as gxv
+    from anomalyops.validation import schema as sch
+    from anomalyops.validation import tfdv_checks
+
+    day, lake = as_date(ds), Lake(settings.lake_root)
+    spec = spec or load_spec(settings.feature_spec_path)
+    v = settings.validation
+    if not lake.exists(Zone.RAW, day):
+        raise PartitionNotFound(
+            f"no raw partition for {day} at {lake.uri(lake.partition_path(Zone.RAW, day))}: "
+            "run 'ingest' first"
+        )
+    df = lake.read_table(Zone.RAW, day)
+    schema = sch.load_schema(v.schema_path)
+    problems = sch.check_schema_matches_spec(schema, spec)
+    if problems:
+        raise GateError(
+            f"the curated schema {v.schema_path} does not fit spec {spec.name!r}: "
+            + "; ".join(problems)
+            + " (regenerate it with `anomalyops schema infer`)"
+        )
+    timings = {}
+    t0 = time.perf_counter()
+    docs_dir = data_docs_dir(settings, lake)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    gx_res = gxv.run_checkpoint(
+        df, day, spec, gx_root=v.gx_root, data_docs_dir=docs_dir, examples=v.unexpected_examples
+    )
+    timings["gx_s"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    files: dict[str, bytes] = {rpt.GX_RESULT: rpt.dumps(gx_res.result_json)}
+    base = baseline_day(lake, day)
+    if len(df) == 0:
+        tfdv_res = tfdv_checks.TfdvResult(
+            anomalies=[
+                {
+                    "feature": "(dataset)",
+                    "short_description": "no rows",
+                    "description": "The partition has no rows; TFDV computed no statistics.",
+                    "reasons": ["DATASET_LOW_NUM_EXAMPLES"],
+                }
+            ]
+        )
+        stats = prev = None
+    else:
+        stats = sch.statistics(df, spec)
+        prev = _baseline_stats(lake, base, spec) if base else None
+        tfdv_res = tfdv_checks.validate(stats, schema, spec, prev)
+        files[rpt.STATS_PB] = tfdv_checks.serialize(stats)
+        files[rpt.STATS_HTML] = tfdv_checks.statistics_html(
+            stats, prev, ds=day.isoformat(), baseline=base.isoformat() if base else None
+        ).encode()
+        files[rpt.ANOMALIES_JSON] = tfdv_checks.to_json(tfdv_res.proto)
+        files[rpt.ANOMALIES_PBTXT] = tfdv_checks.to_pbtxt(tfdv_res.proto)
+    timings["tfdv_s"] = round(time.perf_counter() - t0, 3)
+
+    policies = {d["feature"]: drift_policy(settings, d["feature"]) for d in tfdv_res.drift}
+    drift = [{**d, "policy": policies[d["feature"]]} for d in tfdv_res.drift]
+    decision = decide(gx_res.failures, tfdv_res.anomalies, drift, policies)
+    drift_block = {
+        "baseline": base.isoformat() if base else None,
+        "note": None
+        if base
+        else "no validated day before this one: nothing to compare with (first day)",
+        "scores": drift,
+    }
+    files[rpt.DRIFT_JSON] = rpt.dumps({"ds": day.isoformat(), **drift_block})
+    uri = lambda name: lake.uri(rpt.report_path(lake, day, name))  # noqa: E731
+    gate = {
+        "ds": day.isoformat(),
+        "decision": decision.verdict,
+        "outcome": "pending",
+        "reasons": decision.reasons,
+        "checked_at": rpt.now(),
+        "rows": len(df),
+        "spec": {"name": spec.name, "fingerprint": spec.fingerprint()},
+        "expectations": {
+            "evaluated": gx_res.evaluated,
+            "success": gx_res.success,
+            "failed": gx_res.failures,
+        },
+        "tfdv": {"schema": str(v.schema_path), "anomalies": tfdv_res.anomalies},
+        "drift": drift_block,
+        "reports": {
+            "gate": uri(rpt.GATE_FILE),
+            "data_docs": gx_res.data_docs,
+            "gx_result": uri(rpt.GX_RESULT),
+            **(
+                {
+                    "statistics_html": uri(rpt.STATS_HTML),
+                    "statistics": uri(rpt.STATS_PB),
+                    "anomalies": uri(rpt.ANOMALIES_JSON),
+                }
+                if stats is not None
+                else {}
+            ),
+            "drift": uri(rpt.DRIFT_JSON),
+        },
+        "timings": timings,
+        "alerts": [],
+        "override": None,
+    }
+    files[rpt.GATE_FILE] = rpt.dumps(gate)
+    rpt.write_report(lake, day, files, meta={"decision": decision.verdict, "outcome": "pending"})
+    log.info(
+        "gate %s: %s (%d failed expectations, %d TFDV anomalies, %d drifted)",
+        day,
+        decision.verdict,
+        len(gx_res.failures),
+        len(tfdv_res.anomalies),
+        sum(d["drifted"] for d in drift),
+    )
+    return gate
+
+
+# -- acting on the decision ------------------------------------------------------------------
+def promote(ds: str | dt.date, settings: Settings, *, override: dict | None = None) -> dict:
+    """Copy ``raw`` -> ``validated`` for a day whose gate passed (or was overridden)."""
+    day, lake = as_date(ds), Lake(settings.lake_root)
+    gate = rpt.read_gate(lake, day)
+    if gate["decision"] == FAIL and override is None:
+        raise GateError(
+            f"refusing to promote {day}: the gate failed ({'; '.join(gate['reasons'])})"
+        )
+    path = lake.copy(
+        day,
+        Zone.RAW,
+        Zone.VALIDATED,
+        meta={"gate": gate["decision"], "spec": gate["spec"]["fingerprint"], "override": override},
+    )
+    if lake.exists(Zone.QUARANTINE, day):
+        lake.remove(Zone.QUARANTINE, day, reason="the day passed the gate; raw/ keeps its data")
+    changes = {"outcome": "promoted", "promoted_at": rpt.now(), "validated_path": lake.uri(path)}
+    if override is not None:
+        changes["override"] = override
+    rpt.update_gate(lake, day, **changes)
+    log.info("promoted %s to %s", day, lake.uri(path))
+    return {"ds": day.isoformat(), "decision": gate["decision"], "path": lake.uri(path)}
+
+
+def reason_document(gate: dict) -> dict:
+    """The machine-readable reason a day is in quarantine (``reason.json``)."""
+    return {
+        "ds": gate["ds"],
+        "stage": "gate",
+        "decision": gate["decision"],
+        "problems": gate["reasons"],
+        "failed_expectations": gate["expectations"]["failed"],
+        "tfdv_anomalies": gate["tfdv"]["anomalies"],
+        "drift": gate["drift"],
+        "reports": gate["reports"],
+        "quarantined_at": rpt.now(),
+        "readmit": f"anomalyops readmit {gate['ds']} [--force --reason '...']",
+    }
+
+
+def quarantine(ds: str | dt.date, settings: Settings) -> dict:
+    """Move ``raw`` -> ``quarantine`` with reason.json; withdraw any earlier promotion."""
+    day, lake = as_date(ds), Lake(settings.lake_root)
+    gate = rpt.read_gate(lake, day)
+    if gate["decision"] != FAIL:
+        raise GateError(f"refusing to quarantine {day}: its gate decision is {gate['decision']!r}")
+    reason = reason_document(gate)
+    if lake.exists(Zone.RAW, day):
+        lake.move(
+            day,
+            Zone.RAW,
+            Zone.QUARANTINE,
+            files={rpt.REASON_FILE: rpt.dumps(reason)},
+            meta={"reason": "gate", "problems": len(reason["problems"])},
+        )
+    elif not lake.exists(Zone.QUARANTINE, day):
+        raise PartitionNotFound(f"{day} is neither in raw/ nor in quarantine/")
+    if lake.exists(Zone.VALIDATED, day):
+        # The raw data is kept (now in quarantine/); only the copy training would read goes.
+        lake.remove(Zone.VALIDATED, day, reason="a re-run of the gate failed this day")
+    path = lake.partition_path(Zone.QUARANTINE, day)
+    rpt.update_gate(lake, day, outcome="quarantined", quarantine_path=lake.uri(path))
+    log.error("quarantined %s: %s", day, "; ".join(gate["reasons"]))
+    return {**gate, "outcome": "quarantined", "quarantine_path": lake.uri(path)}
+
+
+def readmit(
+    ds: str | dt.date, settings: Settings, *, force: bool = False, reason: str | None = None
+) -> dict:
+    """Re-run the gate on a quarantined day; promote it if it passes (or if forced).
+
+    A forced re-admission needs a ``reason``; it is recorded in gate.json (``override``)
+    and in the validated partition's marker, with who forced it and what the gate said.
+    """
+    day, lake = as_date(ds), Lake(settings.lake_root)
+    found = rpt.read_reason(lake, day)
+    if found is None:
+        raise GateError(f"{day} is not in quarantine/ (nothing to re-admit)")
+    if found.get("stage") == "ingest":
+        raise GateError(
+            f"{day} was rejected at ingestion ({'; '.join(found.get('problems', []))}). Fix the "
+            f"files in {lake.uri(lake.landing_path(day))}/ (originals are kept in "
+            f"{lake.uri(lake.partition_path(Zone.QUARANTINE, day))}/), then clear the 'ingest' "
+            "task of that day's run (or re-run the DAG for the day)"
+        )
+    if force and not (reason and reason.strip()):
+        raise GateError("--force needs --reason: the override is recorded with the day")
+    df = lake.read_table(Zone.QUARANTINE, day)
+    meta = lake.read_meta(Zone.QUARANTINE, day)
+    lake.write_table(
+        Zone.RAW,
+        day,
+        df,
+        meta={
+            "readmitted_from": "quarantine",
+            "spec": meta.get("spec"),
+            "source_files": meta.get("source_files"),
+        },
+    )
+    gate = run_gate(day, settings)
+    if gate["decision"] != FAIL:
+        return promote(day, settings)
+    if not force:
+        quarantine(day, settings)
+        raise GateError(
+            f"{day} still fails the gate and stays in quarantine: {'; '.join(gate['reasons'])}"
+        )
+    override = {
+        "by": getpass.getuser(),
+        "at": rpt.now(),
+        "reason": reason.strip(),
+        "overridden_decision": gate["decision"],
+        "overridden_reasons": gate["reasons"],
+    }
+    log.warning("forcing promotion of %s: %s", day, json.dumps(override))
+    return promote(day, settings, override=override)

@@ -1,0 +1,359 @@
+"""Great Expectations (GX Core 1.x): the suite generated from the feature spec, curated
+additions, and the checkpoint that validates one raw partition and updates Data Docs.
+
+The file data context lives in ``gx/`` (committed: ``great_expectations.yml`` with the pandas
+datasource, and ``curated/<spec name>.yml``). Everything a run creates (the suite, validation
+definition, checkpoint, results, Data Docs) goes under ``gx/uncommitted/`` or the Data Docs
+directory, so running the gate never changes committed files. The suite is rebuilt from the
+spec on every run, so an edited spec is always honoured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from anomalyops.spec import FeatureSpec
+
+log = logging.getLogger(__name__)
+
+DATASOURCE, ASSET, BATCH = "anomalyops_lake", "raw_partition", "whole_partition"
+SITE = "local_site"
+FEATURE_TYPES = ["float64", "float32"]
+ENTITY_TYPES = ["str", "string", "object"]
+LABEL_TYPES = ["int8", "int16", "int32", "int64", "Int8", "Int64"]
+
+
+class CuratedExpectationsError(ValueError):
+    """The curated additions file is not a list of ``{type, kwargs}`` GX expectations."""
+
+
+@dataclass
+class GxResult:
+    success: bool
+    evaluated: int
+    failures: list[dict] = field(default_factory=list)
+    data_docs: str | None = None
+    result_json: dict | None = None
+
+
+# -- the suite -------------------------------------------------------------------------------
+def generated_expectations(spec: FeatureSpec) -> list[dict]:
+    """The spec's expectations as GX configurations (``{"type", "kwargs", "meta"}``).
+
+    The timestamp window uses suite parameters ``day_start``/``day_end`` bound per run.
+    """
+    ts = spec.timestamp.column
+    out: list[dict] = []
+
+    def add(type_: str, why: str, **kwargs) -> None:
+        out.append(
+            {"type": type_, "kwargs": kwargs, "meta": {"source": "feature_spec", "why": why}}
+        )
+
+    add(
+        "expect_table_row_count_to_be_between",
+        "rows_per_day bounds",
+        min_value=spec.rows_per_day.min,
+        max_value=spec.rows_per_day.max,
+    )
+    for column in spec.required_columns:
+        add("expect_column_to_exist", "required column", column=column)
+    for f in spec.features:
+        add(
+            "expect_column_values_to_be_in_type_list",
+            "float feature",
+            column=f.name,
+            type_list=FEATURE_TYPES,
+        )
+        add(
+            "expect_column_values_to_not_be_null",
+            f"max_null_fraction {f.max_null_fraction}",
+            column=f.name,
+            mostly=round(1.0 - f.max_null_fraction, 6),
+        )
+        if f.min is not None or f.max is not None:
+            add(
+                "expect_column_values_to_be_between",
+                "spec range",
+                column=f.name,
+                min_value=f.min,
+                max_value=f.max,
+            )
+    if spec.entity:
+        add(
+            "expect_column_values_to_be_in_type_list",
+            "string entity",
+            column=spec.entity.column,
+            type_list=ENTITY_TYPES,
+        )
+        add("expect_column_values_to_not_be_null", "key column", column=spec.entity.column)
+    if spec.label:
+        add(
+            "expect_column_values_to_be_in_set",
+            "binary label",
+            column=spec.label.column,
+            value_set=[0, 1],
+        )
+    add("expect_column_values_to_not_be_null", "key column", column=ts)
+    # Also a type check: comparing with datetimes errors (and fails) on a non-datetime column.
+    add(
+        "expect_column_values_to_be_between",
+        "timestamps inside the logical date",
+        column=ts,
+        min_value={"$PARAMETER": "day_start"},
+        max_value={"$PARAMETER": "day_end"},
+        strict_max=True,
+    )
+    add(
+        "expect_compound_columns_to_be_unique",
+        "unique timestamp per entity",
+        column_list=spec.key_columns,
+    )
+    return out
+
+
+def curated_path(gx_root: Path, spec: FeatureSpec) -> Path:
+    return Path(gx_root) / "curated" / f"{spec.name}.yml"
+
+
+def load_curated(gx_root: Path, spec: FeatureSpec) -> list[dict]:
+    """The user's curated expectations for this spec (``gx/curated/<spec name>.yml``), if any."""
+    path = curated_path(gx_root, spec)
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CuratedExpectationsError(f"{path}: not valid YAML: {exc}") from None
+    items = data.get("expectations") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise CuratedExpectationsError(f"{path}: expected a mapping with an 'expectations' list")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise CuratedExpectationsError(f"{path}: expectations[{i}] needs a 'type' string")
+        kwargs = item.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise CuratedExpectationsError(f"{path}: expectations[{i}].kwargs must be a mapping")
+        meta = {"source": "curated", **(item.get("meta") or {})}
+        out.append({"type": item["type"], "kwargs": kwargs, "meta": meta})
+    return out
+
+
+def build_suite(spec: FeatureSpec, curated: list[dict]):
+    """A GX ``ExpectationSuite`` named after the spec: generated + curated expectations."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    expectations = []
+    for cfg in [*generated_expectations(spec), *curated]:
+        try:
+            conf = ExpectationConfiguration(
+                type=cfg["type"], kwargs=cfg["kwargs"], meta=cfg["meta"]
+            )
+            expectations.append(conf.to_domain_obj())
+        except Exception as exc:
+            raise CuratedExpectationsError(f"invalid expectation {cfg['type']!r}: {exc}") from None
+    return gx.ExpectationSuite(name=spec.name, expectations=expectations)
+
+
+# -- the context -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def _locked(gx_root: Path) -> Iterator[None]:
+    """Serialize runs sharing one context: GX's file stores are not safe for parallel writers."""
+    lock_dir = Path(gx_root) / "uncommitted"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / ".anomalyops.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def get_context(gx_root: Path, data_docs_dir: Path):
+    """The committed file context, with Data Docs pointed at ``data_docs_dir`` (in memory only)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    gx_root = Path(gx_root)
+    if not (gx_root / "great_expectations.yml").exists():
+        raise FileNotFoundError(f"no GX data context at {gx_root} (great_expectations.yml missing)")
+    context = gx.get_context(mode="file", project_root_dir=str(gx_root.parent))
+    if Path(context.root_directory).resolve() != gx_root.resolve():
+        raise ValueError(f"GX context root must be a directory named 'gx', got {gx_root}")
+    # Not saved: the committed great_expectations.yml stays as it is.
+    context.variables.data_docs_sites = {
+        SITE: {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(Path(data_docs_dir).resolve()) + "/",
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    }
+    return context
+
+
+def _batch_definition(context):
+    ds = context.data_sources.get(DATASOURCE)
+    return ds.get_asset(ASSET).get_batch_definition(BATCH)
+
+
+def run_checkpoint(
+    df: pd.DataFrame,
+    day: dt.date,
+    spec: FeatureSpec,
+    *,
+    gx_root: Path,
+    data_docs_dir: Path,
+    examples: int = 5,
+) -> GxResult:
+    """Validate one partition with the spec's suite; update Data Docs; summarize failures."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    suite = build_suite(spec, load_curated(gx_root, spec))
+    start = pd.Timestamp(day, tz="UTC")
+    params = {"day_start": start, "day_end": start + pd.Timedelta(days=1)}
+    with _locked(gx_root):
+        context = get_context(gx_root, data_docs_dir)
+        suite = context.suites.add_or_update(suite)
+        vd = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(
+                name=f"{spec.name}__raw", data=_batch_definition(context), suite=suite
+            )
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{spec.name}__gate",
+                validation_definitions=[vd],
+                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": examples},
+            )
+        )
+        result = checkpoint.run(
+            batch_parameters={"dataframe": df},
+            expectation_parameters=params,
+            run_id=gx.RunIdentifier(run_name=f"ds={day.isoformat()}"),
+        )
+        docs = _docs_url(context, result)
+    (validation,) = result.run_results.values()
+    failures = [summarize(r, examples) for r in validation.results if not r.success]
+    return GxResult(
+        success=bool(validation.success),
+        evaluated=len(validation.results),
+        failures=failures,
+        data_docs=docs,
+        result_json=validation.to_json_dict(),
+    )
+
+
+def _docs_url(context, result) -> str | None:
+    """The Data Docs page of this validation (falling back to the site index)."""
+    try:
+        (identifier,) = result.run_results.keys()
+        urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=SITE)
+        if urls and urls[0].get("site_url"):
+            return urls[0]["site_url"]
+    except Exception:  # the index is still useful when the page lookup fails
+        log.debug("no per-validation Data Docs URL", exc_info=True)
+    urls = context.get_docs_sites_urls(site_name=SITE)
+    return urls[0]["site_url"] if urls else None
+
+
+def summarize(r, examples: int = 5) -> dict:
+    """One failed expectation as ``{"expectation", "column", "kwargs", "observed", ...}``."""
+    cfg = r.expectation_config
+    kwargs = {k: _jsonable(v) for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
+    res = r.result or {}
+    out = {
+        "expectation": cfg.type,
+        "column": kwargs.get("column") or kwargs.get("column_list"),
+        "kwargs": kwargs,
+        "source": (cfg.meta or {}).get("source"),
+        "observed": describe_observed(cfg.type, kwargs, res, r.exception_info),
+    }
+    for key in ("observed_value", "element_count", "unexpected_count", "unexpected_percent"):
+        if key in res:
+            out[key] = _jsonable(res[key])
+    if res.get("partial_unexpected_list"):
+        out["unexpected_examples"] = [
+            _jsonable(v) for v in res["partial_unexpected_list"][:examples]
+        ]
+    error = _exception_message(r.exception_info)
+    if error:
+        out["error"] = error
+    return out
+
+
+def describe_observed(type_: str, kwargs: dict, res: dict, exception_info=None) -> str:
+    """A short human sentence of what was observed (used in emails and gate.json)."""
+    error = _exception_message(exception_info)
+    if error:
+        return f"could not be evaluated: {error}"
+    if "unexpected_count" in res and res.get("unexpected_count") is not None:
+        n, pct = res["unexpected_count"], res.get("unexpected_percent") or 0.0
+        total = res.get("element_count")
+        head = f"{n} of {total} values ({pct:.2f}%)" if total is not None else f"{n} values"
+        examples = res.get("partial_unexpected_list") or []
+        shown = ", ".join(_short(v) for v in examples[:3])
+        return f"{head} unexpected" + (f", e.g. {shown}" if shown else "")
+    if "observed_value" in res:
+        return f"observed {_short(res['observed_value'])}"
+    return "failed"
+
+
+def _exception_message(exception_info) -> str | None:
+    if not exception_info:
+        return None
+    infos = (
+        exception_info.values() if "raised_exception" not in exception_info else [exception_info]
+    )
+    for info in infos:
+        if isinstance(info, dict) and info.get("raised_exception"):
+            msg = str(info.get("exception_message") or "error").strip().splitlines()
+            return msg[0][:300] if msg else "error"
+    return None
+
+
+def _short(value) -> str:
+    value = _jsonable(value)
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"{value:g}"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _jsonable(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return _jsonable(value.item())
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
