@@ -95,6 +95,24 @@ class OrchestrationSettings(BaseModel):
     """With an in-process Beam runner, do not build TFX's ``tfx_ephemeral`` sdist per component."""
 
 
+class ValidationSettings(BaseModel):
+    """The data-quality gate (``ANOMALYOPS_VALIDATION__*``); see docs/validation.md."""
+
+    gx_root: Path = PROJECT_ROOT / "gx"
+    """The Great Expectations file data context (committed; its ``uncommitted/`` is not)."""
+    schema_path: Path = PROJECT_ROOT / "config" / "schema" / "schema.pbtxt"
+    """The curated TFDV schema (``anomalyops schema infer`` regenerates it)."""
+    data_docs_dir: Path | None = None
+    """Where GX builds Data Docs; None means ``<lake>/reports/data_docs`` for a local lake,
+    else ``<gx_root>/uncommitted/data_docs/local_site``."""
+    drift_policy: Literal["warn", "block"] = "warn"
+    """What a drifted feature does: ``warn`` emails and promotes, ``block`` quarantines."""
+    drift_policy_by_feature: dict[str, Literal["warn", "block"]] = {}
+    """Per-check overrides of ``drift_policy``, keyed by column name."""
+    unexpected_examples: int = Field(default=5, ge=0, le=20)
+    """How many offending values each failed expectation quotes in gate.json and emails."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ANOMALYOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -122,6 +140,7 @@ class Settings(BaseSettings):
     beam_args: list[str] = DEFAULT_BEAM_ARGS
     training: TrainingSettings = TrainingSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+    validation: ValidationSettings = ValidationSettings()
 
     @model_validator(mode="after")
     def _production_needs_real_values(self) -> Settings:
