@@ -84,6 +84,11 @@ def mlmd_connection_config(settings: Settings) -> Any:
     user = urllib.parse.unquote(url.username or "")
     password = urllib.parse.unquote(url.password or "")
     database = url.path.lstrip("/")
+    if url.scheme not in ("mysql", "mysql+mysqldb", "postgresql", "postgres"):
+        raise ValueError(
+            f"ANOMALYOPS_TRAINING__METADATA_DB_URL scheme {url.scheme!r} is not supported: "
+            "use mysql:// or postgresql://"
+        )
     if not url.hostname or not database:
         raise ValueError("ANOMALYOPS_TRAINING__METADATA_DB_URL must name a host and a database")
     if url.scheme in ("mysql", "mysql+mysqldb"):
@@ -92,17 +97,12 @@ def mlmd_connection_config(settings: Settings) -> Any:
         config.mysql.database = database
         config.mysql.user = user
         config.mysql.password = password
-    elif url.scheme in ("postgresql", "postgres"):
+    else:
         config.postgresql.host = url.hostname
         config.postgresql.port = str(url.port or 5432)
         config.postgresql.dbname = database
         config.postgresql.user = user
         config.postgresql.password = password
-    else:
-        raise ValueError(
-            f"ANOMALYOPS_TRAINING__METADATA_DB_URL scheme {url.scheme!r} is not supported: "
-            "use mysql:// or postgresql://"
-        )
     return config
 
 
