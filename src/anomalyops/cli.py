@@ -52,6 +52,24 @@ def _cmd_check_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compile_pipeline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from anomalyops.orchestration import ir
+    from anomalyops.settings import get_settings
+
+    settings = get_settings()
+    if args.check:
+        status = ir.project_status(settings)
+        print(status.message, file=sys.stdout if status.fresh else sys.stderr)
+        return 0 if status.fresh else 1
+    compiled = ir.compile_project_pipeline(
+        settings, schema_path=Path(args.schema) if args.schema else None
+    )
+    print(f"compiled {compiled.name}: {compiled.pb_path}, {compiled.json_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalyops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift-start", help="YYYY-MM-DD (gradual/sudden)")
     p.add_argument("--spec", help="feature spec path")
     p.set_defaults(func=_cmd_simulate)
+    p = sub.add_parser(
+        "compile-pipeline",
+        help="compile the TFX pipeline to the IR the training DAG runs (--check: fail if stale)",
+    )
+    p.add_argument("--check", action="store_true", help="exit 1 if missing or stale, else 0")
+    p.add_argument("--schema", help="schema file passed to create_pipeline(schema_path=...)")
+    p.set_defaults(func=_cmd_compile_pipeline)
     return parser
 
 
