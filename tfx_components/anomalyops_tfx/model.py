@@ -1,9 +1,10 @@
 """The dense autoencoder and the serving module that wraps it with the Transform graph.
 
-Size policy (``hidden_units=None``): for ``n`` features the encoder is
-``[max(2, ceil(n / 2)), max(1, n // 4)]`` (the last width is the bottleneck) and the decoder
-mirrors it back to ``n``. The bottleneck is always narrower than the input when ``n > 1``, so
-the network must learn the features' correlations rather than copy them.
+Size policy (``hidden_units=None``): for ``n`` features the bottleneck is
+``b = max(1, round(sqrt(n)))`` and the encoder is ``[max(b + 1, ceil(3n / 4)), b]``; the decoder
+mirrors it back to ``n``. The bottleneck is narrower than the input when ``n > 1``, so the
+network must learn the features' correlations rather than copy them; ``sqrt(n)`` leaves room
+for a few latent drivers (8 sensors -> [6, 3]) without letting it learn the identity.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def layer_sizes(n_features: int, hidden_units: Sequence[int] | None = None) -> l
         if any(int(u) < 1 for u in hidden_units):
             raise ValueError(f"hidden_units must be positive, got {list(hidden_units)}")
         return [int(u) for u in hidden_units]
-    return [max(2, math.ceil(n_features / 2)), max(1, n_features // 4)]
+    bottleneck = max(1, round(math.sqrt(n_features)))
+    return [max(bottleneck + 1, math.ceil(3 * n_features / 4)), bottleneck]
 
 
 def build_autoencoder(

@@ -154,13 +154,8 @@ def create_pipeline(
     ``schema_path`` defaults to :func:`default_schema_path`. ExampleGen ingests the newest
     validated day unless ``span_date`` pins it to one day (backfills, re-runs of a past date).
     """
-    from tfx.components import (
-        ExampleValidator,
-        ImportSchemaGen,
-        StatisticsGen,
-        Trainer,
-        Transform,
-    )
+    from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
+    from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
     from tfx.dsl.components.common import resolver
     from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
         LatestBlessedModelStrategy,
@@ -196,8 +191,16 @@ def create_pipeline(
                 rolling_range=range_config_pb2.RollingRange(num_spans=t.window_days)
             )
         },
-        examples=example_gen.outputs["examples"],
+        # A plain channel (not ExampleGen's output channel): the latter would be limited to
+        # this pipeline run's context and so see only today's span.
+        examples=channel.Channel(
+            type=standard_artifacts.Examples,
+            producer_component_id=EXAMPLE_GEN_ID,
+            output_key="examples",
+        ),
     ).with_id("window_resolver")
+    # ...which is why the dependency on ExampleGen has to be stated explicitly.
+    window.add_upstream_node(example_gen)
     transform = Transform(
         examples=window.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -218,9 +221,13 @@ def create_pipeline(
     ).with_id(TRAINER_ID)
     baseline = resolver.Resolver(
         strategy_class=LatestBlessedModelStrategy,
-        model=channel.Channel(type=standard_artifacts.Model, producer_component_id=TRAINER_ID),
+        model=channel.Channel(
+            type=standard_artifacts.Model, producer_component_id=TRAINER_ID, output_key="model"
+        ),
         model_blessing=channel.Channel(
-            type=standard_artifacts.ModelBlessing, producer_component_id=GATE_ID
+            type=standard_artifacts.ModelBlessing,
+            producer_component_id=GATE_ID,
+            output_key="blessing",
         ),
     ).with_id("latest_blessed_model_resolver")
     gate = EvaluationGate(

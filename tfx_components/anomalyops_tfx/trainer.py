@@ -117,7 +117,9 @@ def run_fn(fn_args) -> None:
         "provisional_threshold": provisional,
         "feature_spec_fingerprint": spec.fingerprint(),
     }
-    os.makedirs(fn_args.model_run_dir, exist_ok=True)
-    with open(os.path.join(fn_args.model_run_dir, INFO_FILE), "w") as f:
-        json.dump(info, f, indent=2)
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, INFO_FILE), "w") as f:
+        f.write(json.dumps(info, indent=2))
     log.info("Exported model to %s: %s", fn_args.serving_model_dir, info)

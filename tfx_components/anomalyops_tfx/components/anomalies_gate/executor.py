@@ -12,7 +12,6 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
-from tfx.utils import io_utils
 
 from anomalyops_tfx.components.anomalies_gate import logic
 
@@ -26,7 +25,8 @@ def load_anomalies(artifact: types.Artifact) -> dict[str, anomalies_pb2.Anomalie
         path = os.path.join(artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE)
         if not fileio.exists(path):
             raise FileNotFoundError(f"ExampleValidator output has no {path}")
-        out[split] = io_utils.parse_pb_file(path, anomalies_pb2.Anomalies())
+        with fileio.open(path, "rb") as f:
+            out[split] = anomalies_pb2.Anomalies.FromString(f.read())
     return out
 
 

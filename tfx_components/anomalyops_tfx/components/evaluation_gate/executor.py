@@ -129,7 +129,7 @@ class Executor(base_executor.BaseExecutor):
         }
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         with fileio.open(os.path.join(blessing.uri, REPORT_JSON), "w") as f:
-            f.write(json.dumps(report, indent=2, allow_nan=True))
+            f.write(json.dumps(logic.json_safe(report), indent=2, allow_nan=False))
         with fileio.open(os.path.join(blessing.uri, REPORT_MD), "w") as f:
             f.write(logic.report_markdown(report))
         # Evaluator's conventions, so LatestBlessedModelStrategy and Pusher-style readers work.

@@ -195,6 +195,17 @@ def decide(
     )
 
 
+def json_safe(obj):
+    """``obj`` with NaN/inf floats as None, so the report is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def report_markdown(report: dict) -> str:
     """A readable report of the gate's JSON report."""
     cand = report["candidate"]
