@@ -17,9 +17,98 @@ def land(ds: str) -> list[str]:
 
 
 def ingest(ds: str) -> dict:
-    from anomalyops.ingest import ingest_as_dict
+    from airflow.exceptions import AirflowFailException
 
-    return ingest_as_dict(ds, get_settings())
+    from anomalyops.ingest import ingest_as_dict
+    from anomalyops.sources.landing import IngestError
+
+    try:
+        return ingest_as_dict(ds, get_settings())
+    except IngestError as exc:
+        # Unreadable input does not heal by retrying: fail now (the failure callback alerts).
+        raise AirflowFailException(f"ingest rejected {ds}: {exc}") from exc
+
+
+# -- the validation gate (docs/validation.md) ---------------------------------------------------
+def validate(ds: str) -> dict:
+    """Run GX + TFDV on raw/ds=<ds>; record reports/ds=<ds>/gate.json (moves no data)."""
+    from anomalyops.validation.gate import run_gate
+
+    gate = run_gate(ds, get_settings())
+    return {"ds": ds, "decision": gate["decision"], "reasons": gate["reasons"][:20]}
+
+
+def decide(ds: str) -> str:
+    """Branch: the id of the task that acts on the recorded decision."""
+    from anomalyops.lake import Lake
+    from anomalyops.validation.report import read_gate
+
+    gate = read_gate(Lake(get_settings().lake_root), ds)
+    return "quarantine" if gate["decision"] == "fail" else "promote"
+
+
+def promote(ds: str, outlet_events=None) -> dict:
+    """Copy raw -> validated; the task's Dataset outlet then tells training about the day."""
+    from anomalyops.datasets import VALIDATED
+    from anomalyops.validation.gate import promote as _promote
+
+    result = _promote(ds, get_settings())
+    if outlet_events is not None:
+        outlet_events[VALIDATED].extra = {"ds": ds, "path": result["path"]}
+    return result
+
+
+def quarantine(ds: str, **context) -> dict:
+    """Move raw -> quarantine, email the alert, record its delivery, then fail the run."""
+    from airflow.exceptions import AirflowFailException
+
+    from anomalyops import alerts
+    from anomalyops.lake import Lake
+    from anomalyops.validation import report
+    from anomalyops.validation.gate import quarantine as _quarantine
+
+    settings = get_settings()
+    gate = _quarantine(ds, settings)
+    delivery = alerts.send(alerts.render_gate_email(gate, settings, **_run_info(context)), settings)
+    report.update_gate(Lake(settings.lake_root), ds, alerts=[{"kind": "quarantine", **delivery}])
+    sent = "alert sent" if delivery["sent"] else f"ALERT NOT SENT ({delivery['error']})"
+    exc = AirflowFailException(f"{ds} quarantined ({sent}): " + "; ".join(gate["reasons"][:10]))
+    setattr(exc, alerts.ALERTED_ATTR, True)
+    raise exc
+
+
+def notify_drift(ds: str, **context) -> dict:
+    """Email a drift warning for a promoted day; fail visibly if the email cannot be sent."""
+    from airflow.exceptions import AirflowFailException, AirflowSkipException
+
+    from anomalyops import alerts
+    from anomalyops.lake import Lake
+    from anomalyops.validation import report
+
+    settings = get_settings()
+    lake = Lake(settings.lake_root)
+    gate = report.read_gate(lake, ds)
+    if gate["decision"] != "warn":
+        raise AirflowSkipException(f"no drift to report for {ds} (decision {gate['decision']})")
+    delivery = alerts.send(alerts.render_gate_email(gate, settings, **_run_info(context)), settings)
+    report.update_gate(lake, ds, alerts=[{"kind": "drift", **delivery}])
+    if not delivery["sent"]:
+        exc = AirflowFailException(
+            f"drift warning for {ds} could not be emailed: {delivery['error']} (the day was "
+            "promoted; see gate.json)"
+        )
+        setattr(exc, alerts.ALERTED_ATTR, True)  # the callback would fail the same way
+        raise exc
+    return {"ds": ds, "sent_to": delivery["to"]}
+
+
+def _run_info(context: dict) -> dict:
+    dag = context.get("dag")
+    return {
+        "dag_id": getattr(dag, "dag_id", None),
+        "run_id": context.get("run_id"),
+        "logical_date": context.get("logical_date"),
+    }
 
 
 def check_compiled_pipeline() -> dict:
@@ -36,14 +125,16 @@ def run_tfx_node(node_id: str, ir_path: str, run_id: str) -> dict:
     """Run one TFX node of the compiled pipeline; the Airflow run id is the TFX run id."""
     from airflow.exceptions import AirflowSkipException
 
-    from anomalyops.orchestration.launcher import mlmd_connection_config, run_node
+    from anomalyops.orchestration.launcher import run_node
+    from anomalyops_tfx.pipeline import metadata_connection_config
 
     settings = get_settings()
     result = run_node(
         ir_path,
         node_id,
         run_id,
-        connection_config=mlmd_connection_config(settings),
+        # From settings at run time, so the server password need not be in the compiled IR.
+        connection_config=metadata_connection_config(settings),
         skip_beam_sdist=settings.orchestration.skip_beam_sdist,
     )
     if result.state == "skipped":

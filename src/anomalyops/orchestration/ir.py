@@ -138,9 +138,13 @@ def project_fingerprint(settings: Settings, *, schema_path: Path | None = None) 
         tfx_version = importlib.metadata.version("tfx")
     except importlib.metadata.PackageNotFoundError:
         tfx_version = None
-    files = [Path(settings.feature_spec_path)]
-    if schema_path is not None:
-        files.append(Path(schema_path))
+    if schema_path is None:
+        from anomalyops_tfx.pipeline import default_schema_path  # light: no TFX at import
+
+        schema_file = default_schema_path(settings)
+    else:
+        schema_file = Path(schema_path)
+    files = [Path(settings.feature_spec_path), schema_file]
     return compute_fingerprint(
         packages=[PIPELINE_PACKAGE],
         files=files,

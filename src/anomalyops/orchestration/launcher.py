@@ -13,13 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from anomalyops.settings import Settings
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -64,46 +60,6 @@ def substitute_run_id(ir: Any, run_id: str) -> None:
     runtime_parameter_utils.substitute_runtime_parameter(
         ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
     )
-
-
-def mlmd_connection_config(settings: Settings) -> Any:
-    """ML Metadata's connection: SQLite at ``settings.mlmd_path``, or the server named by
-    ``ANOMALYOPS_TRAINING__METADATA_DB_URL`` (``mysql://`` or ``postgresql://``)."""
-    from ml_metadata.proto import metadata_store_pb2
-
-    config = metadata_store_pb2.ConnectionConfig()
-    secret = settings.training.metadata_db_url
-    if secret is None:
-        settings.mlmd_path.parent.mkdir(parents=True, exist_ok=True)
-        config.sqlite.filename_uri = str(settings.mlmd_path)
-        config.sqlite.connection_mode = (
-            metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-        )
-        return config
-    url = urllib.parse.urlsplit(secret.get_secret_value())
-    user = urllib.parse.unquote(url.username or "")
-    password = urllib.parse.unquote(url.password or "")
-    database = url.path.lstrip("/")
-    if url.scheme not in ("mysql", "mysql+mysqldb", "postgresql", "postgres"):
-        raise ValueError(
-            f"ANOMALYOPS_TRAINING__METADATA_DB_URL scheme {url.scheme!r} is not supported: "
-            "use mysql:// or postgresql://"
-        )
-    if not url.hostname or not database:
-        raise ValueError("ANOMALYOPS_TRAINING__METADATA_DB_URL must name a host and a database")
-    if url.scheme in ("mysql", "mysql+mysqldb"):
-        config.mysql.host = url.hostname
-        config.mysql.port = url.port or 3306
-        config.mysql.database = database
-        config.mysql.user = user
-        config.mysql.password = password
-    else:
-        config.postgresql.host = url.hostname
-        config.postgresql.port = str(url.port or 5432)
-        config.postgresql.dbname = database
-        config.postgresql.user = user
-        config.postgresql.password = password
-    return config
 
 
 def beam_runs_in_process(beam_args: Sequence[str]) -> bool:

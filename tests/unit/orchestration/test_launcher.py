@@ -44,55 +44,6 @@ def test_unknown_node_lists_the_known_ones(toy_ir):
     assert launcher._find_node(toy_ir, "Train").node_info.id == "Train"
 
 
-def test_mlmd_defaults_to_sqlite_under_the_pipeline_root(settings_env):
-    settings = settings_env()
-    config = launcher.mlmd_connection_config(settings)
-    assert config.WhichOneof("config") == "sqlite"
-    assert config.sqlite.filename_uri == str(settings.pipeline_root / "metadata.sqlite")
-    assert settings.pipeline_root.is_dir()
-
-
-@pytest.mark.parametrize(
-    ("url", "kind", "fields"),
-    [
-        (
-            "mysql://ml%40md:p%3Ass@db.internal:3307/mlmd",
-            "mysql",
-            {
-                "host": "db.internal",
-                "port": 3307,
-                "database": "mlmd",
-                "user": "ml@md",
-                "password": "p:ss",
-            },
-        ),
-        (
-            "postgresql://u:pw@pg/metadata",
-            "postgresql",
-            {"host": "pg", "port": "5432", "dbname": "metadata", "user": "u", "password": "pw"},
-        ),
-    ],
-)
-def test_mlmd_server_from_the_settings_url(settings_env, monkeypatch, url, kind, fields):
-    monkeypatch.setenv("ANOMALYOPS_TRAINING__METADATA_DB_URL", url)
-    settings_env.cache_clear()
-    config = launcher.mlmd_connection_config(settings_env())
-    assert config.WhichOneof("config") == kind
-    section = getattr(config, kind)
-    assert {k: getattr(section, k) for k in fields} == fields
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [("sqlite:///x.db", "scheme 'sqlite' is not supported"), ("mysql://u:p@host", "a database")],
-)
-def test_bad_mlmd_urls_are_named(settings_env, monkeypatch, url, message):
-    monkeypatch.setenv("ANOMALYOPS_TRAINING__METADATA_DB_URL", url)
-    settings_env.cache_clear()
-    with pytest.raises(ValueError, match=message):
-        launcher.mlmd_connection_config(settings_env())
-
-
 @pytest.mark.parametrize(
     ("args", "in_process"),
     [
