@@ -8,8 +8,20 @@ Every day (catch-up on, so a backfill over a date range works):
 2. **ingest** - the files are checked against the feature spec and written atomically to
    `raw/ds=<YYYY-MM-DD>/`. Unreadable files (missing columns, unparsable values, empty file)
    fail the task with the file, column and row named, and are copied to `quarantine/`.
+3. **validate** - the data-quality gate: Great Expectations (suite generated from the feature
+   spec + curated additions; updates Data Docs) and TFDV (curated schema; drift against the
+   previous validated day). Writes `reports/ds=<YYYY-MM-DD>/gate.json`; moves no data.
+4. **decide** - branches on the recorded decision:
+   - **promote** (pass, or valid but drifted under the `warn` policy) copies the day to
+     `validated/` and updates the `anomalyops://lake/validated` Dataset, which triggers
+     training; **notify_drift** then emails drift warnings (skipped when there are none).
+   - **quarantine** (invalid data, or drift under the `block` policy) moves the day to
+     `quarantine/` with `reason.json`, emails the alert and fails the run. Nothing trains on it;
+     `anomalyops readmit <YYYY-MM-DD>` re-admits it after a fix.
 
-Tasks read the logical date (`ds`) from Airflow. Re-running a day replaces its partitions.
+Any failed task emails an alert with its log location (`anomalyops.alerts`). Tasks read the
+logical date (`ds`) from Airflow. Re-running a day replaces its partitions and report.
+See docs/validation.md.
 """
 
 from __future__ import annotations
@@ -17,9 +29,10 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow import DAG
-from airflow.operators.python import PythonOperator
+from airflow.operators.python import BranchPythonOperator, PythonOperator
 
-from anomalyops import tasks
+from anomalyops import alerts, tasks
+from anomalyops.datasets import VALIDATED
 from anomalyops.settings import get_settings
 
 settings = get_settings()
@@ -37,6 +50,7 @@ with DAG(
         "retry_delay": dt.timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=10),
+        "on_failure_callback": alerts.on_failure_callback,
     },
     tags=["anomalyops", "ingestion"],
     doc_md=__doc__,
@@ -45,4 +59,23 @@ with DAG(
     ingest = PythonOperator(
         task_id="ingest", python_callable=tasks.ingest, op_kwargs={"ds": "{{ ds }}"}
     )
-    land >> ingest
+    validate = PythonOperator(
+        task_id="validate", python_callable=tasks.validate, op_kwargs={"ds": "{{ ds }}"}
+    )
+    decide = BranchPythonOperator(
+        task_id="decide", python_callable=tasks.decide, op_kwargs={"ds": "{{ ds }}"}
+    )
+    promote = PythonOperator(
+        task_id="promote",
+        python_callable=tasks.promote,
+        op_kwargs={"ds": "{{ ds }}"},
+        outlets=[VALIDATED],
+    )
+    notify_drift = PythonOperator(
+        task_id="notify_drift", python_callable=tasks.notify_drift, op_kwargs={"ds": "{{ ds }}"}
+    )
+    quarantine = PythonOperator(
+        task_id="quarantine", python_callable=tasks.quarantine, op_kwargs={"ds": "{{ ds }}"}
+    )
+    land >> ingest >> validate >> decide >> [promote, quarantine]
+    promote >> notify_drift

@@ -52,6 +52,63 @@ def _cmd_check_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mail_sink(args: argparse.Namespace) -> int:
+    import logging
+
+    from anomalyops.mail_sink import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    serve(args.maildir, args.host, args.port)
+    return 0
+
+
+def _cmd_schema_infer(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from anomalyops.settings import get_settings
+    from anomalyops.spec import load_spec
+    from anomalyops.validation import schema
+
+    settings = get_settings()
+    spec = load_spec(args.spec or settings.feature_spec_path)
+    frames = schema.simulated_good_days(spec, args.days, args.rows, args.seed)
+    out = schema.write_schema(
+        schema.infer_curated_schema(spec, frames),
+        Path(args.output or settings.validation.schema_path),
+        spec,
+    )
+    print(f"wrote {out} from {args.days} simulated good days; review it (git diff) and commit")
+    return 0
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    import json
+
+    from anomalyops.settings import get_settings
+    from anomalyops.validation.gate import FAIL, run_gate
+
+    gate = run_gate(args.date, get_settings())
+    print(json.dumps({k: gate[k] for k in ("ds", "decision", "reasons", "reports")}, indent=2))
+    return 1 if gate["decision"] == FAIL else 0
+
+
+def _cmd_readmit(args: argparse.Namespace) -> int:
+    import json
+
+    from anomalyops.settings import get_settings
+    from anomalyops.validation.events import announce_validated
+    from anomalyops.validation.gate import GateError, readmit
+
+    try:
+        result = readmit(args.date, get_settings(), force=args.force, reason=args.reason)
+    except GateError as exc:
+        print(f"readmit {args.date}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    print(announce_validated(result["ds"], result["path"]))
+    return 0
+
+
 def _cmd_compile_pipeline(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -70,6 +127,14 @@ def _cmd_compile_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from anomalyops import demo
+
+    return demo.main(
+        [args.action, "--days", str(args.days), *(["--detach"] if args.detach else [])]
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalyops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         "airflow-env", help="print the embedded Airflow configuration as shell exports"
     )
     p.set_defaults(func=_cmd_airflow_env)
+
+    p = sub.add_parser("demo", help="the whole loop on this machine (`make run`); `down` stops it")
+    p.add_argument("action", choices=["up", "down"])
+    p.add_argument("--days", type=int, default=20, help="days of history to backfill")
+    p.add_argument("--detach", action="store_true", help="return once the first model is served")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("check-spec", help="validate a feature spec file")
     p.add_argument("spec", nargs="?", help="path (default: ANOMALYOPS_FEATURE_SPEC_PATH)")
@@ -92,6 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift-start", help="YYYY-MM-DD (gradual/sudden)")
     p.add_argument("--spec", help="feature spec path")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("mail-sink", help="run a local SMTP server saving alert emails as .eml")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8025)
+    p.add_argument("--maildir", default="var/mail", help="directory for received .eml files")
+    p.set_defaults(func=_cmd_mail_sink)
+
+    p = sub.add_parser("schema", help="the curated TFDV schema")
+    schema_sub = p.add_subparsers(dest="schema_command", required=True)
+    p = schema_sub.add_parser("infer", help="(re)generate it from simulated good days + the spec")
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--rows", type=int, default=1440, help="rows per simulated day")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--spec", help="feature spec path")
+    p.add_argument("--output", help="default: ANOMALYOPS_VALIDATION__SCHEMA_PATH")
+    p.set_defaults(func=_cmd_schema_infer)
+
+    p = sub.add_parser(
+        "gate", help="run the validation gate on raw/ds=DATE (records, moves nothing)"
+    )
+    p.add_argument("date", help="YYYY-MM-DD")
+    p.set_defaults(func=_cmd_gate)
+
+    p = sub.add_parser("readmit", help="re-run the gate on a quarantined day and promote it")
+    p.add_argument("date", help="YYYY-MM-DD")
+    p.add_argument("--force", action="store_true", help="promote even if the gate still fails")
+    p.add_argument("--reason", help="why (required with --force; recorded in gate.json)")
+    p.set_defaults(func=_cmd_readmit)
     p = sub.add_parser(
         "compile-pipeline",
         help="compile the TFX pipeline to the IR the training DAG runs (--check: fail if stale)",

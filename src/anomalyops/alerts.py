@@ -1,0 +1,367 @@
+"""Alert emails through Airflow's email machinery, and the failure callback for every DAG.
+
+Transport: ``airflow.utils.email.send_mime_email``, i.e. Airflow's ``[smtp]`` configuration
+(``AIRFLOW__SMTP__*``, derived from ``ANOMALYOPS_SMTP__*`` by ``anomalyops.airflow_env``) and
+credentials from the ``smtp_default`` connection. Messages have a plain-text and an HTML part.
+A failed send never raises here: it is logged and returned as a delivery record, so the caller
+records it (gate.json) and still fails its task.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formatdate, make_msgid
+
+from anomalyops.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+SUBJECT_PREFIX = "[anomalyops]"
+ALERTED_ATTR = "anomalyops_alerted"
+"""Set on an exception whose task already emailed its own alert (the callback then stays quiet)."""
+
+
+# -- building messages -----------------------------------------------------------------------
+class _Doc:
+    """A message body built once, rendered as plain text and as HTML."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.html: list[str] = []
+
+    def heading(self, title: str) -> None:
+        self.text += ["", title, "-" * len(title)]
+        self.html.append(f"<h3>{html.escape(title)}</h3>")
+
+    def para(self, line: str) -> None:
+        self.text.append(line)
+        self.html.append(f"<p>{html.escape(line)}</p>")
+
+    def fields(self, rows: list[tuple[str, object]]) -> None:
+        width = max(len(k) for k, _ in rows)
+        self.text += [f"{k.ljust(width)} : {v}" for k, v in rows]
+        cells = "".join(
+            f"<tr><th align='left'>{html.escape(k)}</th><td>{_link(v)}</td></tr>" for k, v in rows
+        )
+        self.html.append(f"<table>{cells}</table>")
+
+    def table(self, header: list[str], rows: list[list[object]]) -> None:
+        if not rows:
+            self.para("(none)")
+            return
+        for row in rows:
+            self.text.append(
+                "  - " + " | ".join(f"{h}: {c}" for h, c in zip(header, row, strict=True))
+            )
+        head = "".join(f"<th align='left'>{html.escape(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+            for row in rows
+        )
+        self.html.append(
+            f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
+        )
+
+    def pre(self, text: str) -> None:
+        self.text.append(text)
+        self.html.append(f"<pre>{html.escape(text)}</pre>")
+
+    def message(self, subject: str, settings: Settings) -> MIMEMultipart:
+        msg = MIMEMultipart("alternative")
+        msg["Subject"] = subject
+        msg["From"] = settings.smtp.mail_from
+        msg["To"] = ", ".join(settings.alert_emails)
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain="anomalyops")
+        msg.attach(MIMEText("\n".join(self.text).strip() + "\n", "plain", "utf-8"))
+        page = (
+            "<html><body style='font-family:sans-serif'>" + "\n".join(self.html) + "</body></html>"
+        )
+        msg.attach(MIMEText(page, "html", "utf-8"))
+        return msg
+
+
+def _link(value: object) -> str:
+    text = html.escape(str(value))
+    if isinstance(value, str) and (value.startswith(("http://", "https://", "file://", "/"))):
+        href = value if "://" in value else f"file://{value}"
+        return f"<a href='{html.escape(href)}'>{text}</a>"
+    return text
+
+
+def _run_fields(
+    dag_id: str | None, run_id: str | None, logical_date: object
+) -> list[tuple[str, object]]:
+    return [("DAG", dag_id or "-"), ("Run", run_id or "-"), ("Logical date", logical_date or "-")]
+
+
+def render_gate_email(
+    gate: dict,
+    settings: Settings,
+    *,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    logical_date: object = None,
+) -> MIMEMultipart:
+    """The gate's alert: a quarantined day (decision ``fail``) or a drift warning (``warn``)."""
+    ds, failed = gate["ds"], gate["expectations"]["failed"]
+    anomalies = gate["tfdv"]["anomalies"]
+    drift = gate["drift"]["scores"]
+    drifted = [d for d in drift if d.get("drifted")]
+    if gate["decision"] == "fail":
+        subject = (
+            f"{SUBJECT_PREFIX} ds={ds} QUARANTINED: {len(failed)} failed expectation(s), "
+            f"{len(anomalies)} TFDV anomaly(ies), {len(drifted)} drifted feature(s)"
+        )
+        lead = (
+            f"The data for {ds} failed the validation gate. It was moved to quarantine and "
+            "nothing will train on it; the DAG run is marked failed."
+        )
+    else:
+        subject = (
+            f"{SUBJECT_PREFIX} ds={ds} drift warning: {len(drifted)} feature(s) drifted (promoted)"
+        )
+        lead = (
+            f"The data for {ds} is valid but drifted from {gate['drift']['baseline']}. By policy "
+            "it was promoted to validated/ so the next training run learns the new behaviour."
+        )
+    doc = _Doc()
+    doc.para(lead)
+    doc.fields(
+        [
+            *_run_fields(dag_id, run_id, logical_date),
+            ("Decision", gate["decision"]),
+            ("Outcome", gate.get("outcome", "pending")),
+            ("Rows", gate.get("rows")),
+            ("Spec", f"{gate['spec']['name']} ({gate['spec']['fingerprint']})"),
+        ]
+    )
+    doc.heading(f"Failed expectations (Great Expectations): {len(failed)}")
+    doc.table(
+        ["expectation", "column", "observed"],
+        [[f["expectation"], _col(f.get("column")), f.get("observed", "")] for f in failed],
+    )
+    doc.heading(f"TFDV anomalies: {len(anomalies)}")
+    doc.table(["feature", "anomaly"], [[a["feature"], a["short_description"]] for a in anomalies])
+    base = gate["drift"]["baseline"]
+    doc.heading(f"Drift vs {base}" if base else "Drift")
+    if not base:
+        doc.para(gate["drift"].get("note") or "no baseline day")
+    else:
+        doc.table(
+            ["feature", "comparator", "score", "threshold", "drifted", "policy"],
+            [
+                [
+                    d["feature"],
+                    d["comparator"],
+                    "-" if d["value"] is None else f"{d['value']:.4f}",
+                    f"{d['threshold']:.4f}",
+                    "YES" if d["drifted"] else "no",
+                    d.get("policy", ""),
+                ]
+                for d in drift
+            ],
+        )
+    doc.heading("Reports")
+    reports = gate.get("reports", {})
+    doc.fields(
+        [
+            ("Data Docs (GX)", reports.get("data_docs") or "-"),
+            ("TFDV statistics", reports.get("statistics_html") or "-"),
+            ("TFDV anomalies", reports.get("anomalies") or "-"),
+            ("Gate decision", reports.get("gate") or "-"),
+            *(
+                [("Quarantined data", gate["quarantine_path"])]
+                if gate.get("quarantine_path")
+                else []
+            ),
+        ]
+    )
+    if gate["decision"] == "fail":
+        doc.heading("What next")
+        doc.para(
+            f"Fix the cause (source data, spec, curated expectations or schema), then "
+            f"`anomalyops readmit {ds}` re-runs the gate on the quarantined data; "
+            f"`anomalyops readmit {ds} --force --reason '...'` promotes it with a recorded override."
+        )
+    return doc.message(subject, settings)
+
+
+def _col(column: object) -> str:
+    if isinstance(column, list):
+        return ", ".join(map(str, column))
+    return "" if column is None else str(column)
+
+
+def render_failure_email(
+    settings: Settings,
+    *,
+    dag_id: str,
+    task_id: str,
+    run_id: str | None,
+    logical_date: object,
+    try_number: int | None,
+    error: object,
+    log_url: str | None,
+    log_path: str | None,
+    quarantine: dict | None = None,
+) -> MIMEMultipart:
+    """A task failed: what, where its log is, and (for rejected input) the problems found."""
+    subject = f"{SUBJECT_PREFIX} task failed: {dag_id}.{task_id} (logical date {logical_date})"
+    doc = _Doc()
+    doc.para(f"Task {task_id} of DAG {dag_id} failed (no retries left).")
+    doc.fields(
+        [
+            *_run_fields(dag_id, run_id, logical_date),
+            ("Task", task_id),
+            ("Try", try_number if try_number is not None else "-"),
+            ("Log (web UI)", log_url or "-"),
+            ("Log file", log_path or "-"),
+        ]
+    )
+    doc.heading("Error")
+    doc.pre(str(error) if error else "(no exception recorded)")
+    if quarantine:
+        doc.heading(f"Quarantined at stage '{quarantine.get('stage', '?')}'")
+        problems = quarantine.get("problems") or []
+        doc.table(["problem"], [[p] for p in problems])
+        if quarantine.get("location"):
+            doc.fields([("Quarantined files", quarantine["location"])])
+        if quarantine.get("stage") == "ingest":
+            doc.para(
+                "Fix the day's files in landing/ (the originals are kept in quarantine/), then "
+                "clear the ingest task of this run."
+            )
+    return doc.message(subject, settings)
+
+
+# -- sending ---------------------------------------------------------------------------------
+def send(msg: MIMEMultipart, settings: Settings | None = None) -> dict:
+    """Send through Airflow's SMTP machinery; return a delivery record (never raises)."""
+    from airflow.configuration import conf
+    from airflow.utils.email import send_mime_email
+
+    from anomalyops.validation.report import now
+
+    settings = settings or get_settings()
+    to = list(settings.alert_emails)
+    record: dict = {"to": to, "subject": str(msg["Subject"]), "at": now()}
+    host, port = conf.get("smtp", "smtp_host"), conf.getint("smtp", "smtp_port")
+    record["server"] = f"{host}:{port}"
+    if (host, port) != (settings.smtp.host, settings.smtp.port):
+        log.warning(
+            "Airflow's [smtp] says %s:%s but ANOMALYOPS_SMTP__HOST/PORT say %s:%s; Airflow's "
+            "wins. Derive one from the other (anomalyops airflow-env).",
+            host,
+            port,
+            settings.smtp.host,
+            settings.smtp.port,
+        )
+    if not to:
+        record.update(sent=False, error="no recipients (ANOMALYOPS_ALERT_EMAILS is empty)")
+        log.error("alert not sent: %s", record["error"])
+        return record
+    try:
+        send_mime_email(
+            e_from=settings.smtp.mail_from, e_to=to, mime_msg=msg, conn_id="smtp_default"
+        )
+    except Exception as exc:
+        record.update(sent=False, error=f"{type(exc).__name__}: {exc}")
+        log.error(
+            "could not send alert %r to %s via %s: %s",
+            record["subject"],
+            to,
+            record["server"],
+            record["error"],
+        )
+        return record
+    record["sent"] = True
+    log.info("alert %r sent to %s via %s", record["subject"], to, record["server"])
+    return record
+
+
+# -- the failure callback --------------------------------------------------------------------
+def task_log_location(ti) -> tuple[str | None, str | None]:
+    """(web UI URL, local file path) of a task instance's log for its current try."""
+    url = path = None
+    try:
+        url = ti.log_url
+    except Exception:
+        log.debug("no log URL", exc_info=True)
+    try:
+        from airflow.configuration import conf
+        from airflow.utils.log.file_task_handler import FileTaskHandler
+
+        handler = next(
+            (
+                h
+                for h in logging.getLogger("airflow.task").handlers
+                if isinstance(h, FileTaskHandler)
+            ),
+            None,
+        )
+        base = handler.local_base if handler else conf.get("logging", "base_log_folder")
+        renderer = handler or FileTaskHandler(base_log_folder=base)
+        path = os.path.join(base, renderer._render_filename(ti, ti.try_number))
+    except Exception:
+        log.debug("no log path", exc_info=True)
+    return url, path
+
+
+def on_failure_callback(context) -> None:
+    """``on_failure_callback`` for every project DAG: email the failure with its log location.
+
+    Tasks that already sent their own alert (the gate's quarantine) mark their exception and
+    are skipped here, so one failure means one email.
+    """
+    exc = context.get("exception")
+    if getattr(exc, ALERTED_ATTR, False):
+        log.info("failure already alerted by the task itself")
+        return
+    try:
+        settings = get_settings()
+        ti = context["task_instance"]
+        url, path = task_log_location(ti)
+        quarantine = _quarantine_reason(settings, context.get("ds"))
+        msg = render_failure_email(
+            settings,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=context.get("run_id"),
+            logical_date=context.get("logical_date"),
+            try_number=ti.try_number,
+            error=f"{type(exc).__name__}: {exc}" if exc else None,
+            log_url=url,
+            log_path=path,
+            quarantine=quarantine,
+        )
+        record = send(msg, settings)
+        if not record["sent"]:
+            log.error("failure alert for %s.%s was not delivered", ti.dag_id, ti.task_id)
+    except Exception:  # a callback must never hide the task's own failure
+        log.exception("the failure callback could not build or send its alert")
+
+
+def _quarantine_reason(settings: Settings, ds: str | None) -> dict | None:
+    if not ds:
+        return None
+    from anomalyops.lake import Lake, Zone
+    from anomalyops.validation.report import read_reason
+
+    lake = Lake(settings.lake_root)
+    try:
+        reason = read_reason(lake, ds)
+    except (OSError, json.JSONDecodeError):
+        return None
+    if reason is None:
+        return None
+    return {**reason, "location": lake.uri(lake.partition_path(Zone.QUARANTINE, ds))}
+
+
+task_failure_alert = on_failure_callback
+"""Alias under the name the training DAG expects."""
