@@ -131,19 +131,19 @@ def test_no_secret_has_a_literal_or_default_value(raw):
             assert value == "", f".env.example commits a value for {key}"
 
 
-def test_the_generated_env_fills_every_secret(dotenv):
+def test_the_generated_env_fills_every_required_secret(raw, dotenv):
     from cryptography.fernet import Fernet
 
     example = env_example()
     assert set(dotenv) == set(example)
-    for key in example:
-        if SECRET_NAME.search(key):
-            assert len(dotenv[key]) >= 32, key
-            assert re.fullmatch(r"[A-Za-z0-9_=-]+", dotenv[key]), f"{key} is not URL-safe"
+    required = {ref.name for text in strings(raw) for ref in var_refs(text) if ref.required}
+    for key in required:
+        assert len(dotenv[key]) >= 32, key
+        assert re.fullmatch(r"[A-Za-z0-9_=-]+", dotenv[key]), f"{key} is not URL-safe"
     Fernet(dotenv["AIRFLOW_FERNET_KEY"].encode())  # raises if Airflow could not use it
-    assert len({dotenv[k] for k in example if SECRET_NAME.search(k)}) == sum(
-        1 for k in example if SECRET_NAME.search(k)
-    ), "every secret must be distinct"
+    assert len({dotenv[k] for k in required}) == len(required), "every secret must be distinct"
+    # Optional secrets (a real SMTP server's login) stay the user's to fill.
+    assert dotenv["SMTP_PASSWORD"] == ""
 
 
 def test_build_contexts_and_dockerfiles_exist(raw):
@@ -285,16 +285,28 @@ def test_airflow_environment_names_real_airflow_options(compose):
 
 def test_pipeline_environment_is_accepted_by_settings(compose, monkeypatch):
     """Each Airflow container's ANOMALYOPS_* environment builds a valid production Settings."""
+    from anomalyops.airflow_env import smtp_airflow_env
+    from anomalyops.orchestration import ir
     from anomalyops.settings import DEFAULT_BEAM_ARGS, Settings
 
+    compiled_from = set()
     for name in AIRFLOW_SERVICES:
         settings = _build(Settings, service_env(compose["services"][name]), monkeypatch)
         assert settings.environment == "production"
         assert settings.beam_args == DEFAULT_BEAM_ARGS, "compose's default drifted from settings"
         assert settings.smtp.host in compose["services"], "alerts must go to a stack service"
+        smtp = smtp_airflow_env(settings.smtp)  # what the entrypoint exports for Airflow
+        assert (smtp["AIRFLOW__SMTP__SMTP_HOST"], smtp["AIRFLOW__SMTP__SMTP_PORT"]) == (
+            "mailpit",
+            "1025",
+        )
         assert settings.api_url == "http://api:8000"
         db = settings.training.metadata_db_url.get_secret_value()
         assert db.startswith("postgresql://") and "@postgres:5432/" in db
+        # airflow-init compiles the IR; the others must see the same fingerprint inputs or the
+        # training DAG would call it stale.
+        compiled_from.add(json.dumps(ir.pipeline_settings_values(settings), sort_keys=True))
+    assert len(compiled_from) == 1
 
 
 def test_api_environment_is_accepted_by_api_settings(compose, monkeypatch):
@@ -346,12 +358,13 @@ def test_the_celery_profile_switches_the_executor_by_one_variable(raw, compose):
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
     assert env_example()["AIRFLOW_EXECUTOR"] == "LocalExecutor"
     assert services["airflow-worker"]["command"] == ["celery", "worker"]
-    # Tasks fork from the scheduler (LocalExecutor) or the worker (Celery prefork): both preload.
-    for name in ("airflow-scheduler", "airflow-worker"):
-        env = service_env(services[name])
-        assert env["AIRFLOW__CORE__LAZY_LOAD_PLUGINS"] == "False"
-        assert env["ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW"] == "True"
-    for name in ("airflow-webserver", "airflow-triggerer", "airflow-init"):
+    # LocalExecutor forks tasks from the scheduler: TensorFlow/TFX are imported there once (the
+    # plugin acts only in `airflow scheduler`, so the other services do not pay for it).
+    env = service_env(services["airflow-scheduler"])
+    assert env["AIRFLOW__CORE__LAZY_LOAD_PLUGINS"] == "False"
+    assert env["ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW"] == "True"
+    assert (REPO_ROOT / "plugins" / "anomalyops_preload.py").is_file()
+    for name in ("airflow-webserver", "airflow-triggerer", "airflow-init", "airflow-worker"):
         assert "ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW" not in service_env(services[name])
 
 
