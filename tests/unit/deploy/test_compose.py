@@ -309,6 +309,33 @@ def test_pipeline_environment_is_accepted_by_settings(compose, monkeypatch):
     assert len(compiled_from) == 1
 
 
+def test_project_files_the_services_read_are_in_their_image(compose, monkeypatch):
+    """Path settings left at their defaults point into the checkout: the image must have them."""
+    from anomalyops.settings import PROJECT_ROOT, Settings
+    from anomalyops_api.settings import ApiSettings
+
+    images = {
+        "airflow-scheduler": (Settings, REPO_ROOT / "docker" / "airflow" / "Dockerfile"),
+        "api": (ApiSettings, REPO_ROOT / "docker" / "api" / "Dockerfile"),
+    }
+    checked = set()
+    for name, (cls, dockerfile) in images.items():
+        settings = _build(cls, service_env(compose["services"][name]), monkeypatch)
+        copies = _copied_dirs(dockerfile)
+        for value in strings(settings.model_dump(mode="json")):
+            path = Path(value)
+            if not path.is_absolute() or not path.is_relative_to(PROJECT_ROOT):
+                continue
+            rel = path.relative_to(PROJECT_ROOT).as_posix()
+            assert any(f"{rel}/".startswith(c.rstrip("/") + "/") for c in copies), (
+                f"{name} reads {rel} (a default under the checkout) but {dockerfile.name} does "
+                "not COPY it; COPY it or set the path on a volume in docker-compose.yml"
+            )
+            assert path.exists(), f"{name} reads {rel}, which is not in the repo"
+            checked.add(rel)
+    assert "config/feature_spec.yaml" in checked
+
+
 def test_api_environment_is_accepted_by_api_settings(compose, monkeypatch):
     from anomalyops_api.settings import ApiSettings
 
