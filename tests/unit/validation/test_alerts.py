@@ -1,0 +1,175 @@
+"""Alert messages (text + HTML), SMTP settings derivation, and a send that cannot connect."""
+
+import socket
+from html import escape
+
+import pytest
+
+from anomalyops import alerts
+from anomalyops.airflow_env import smtp_airflow_env
+from anomalyops.settings import Settings, SmtpSettings
+
+pytestmark = pytest.mark.unit
+
+GATE = {
+    "ds": "2026-11-06",
+    "decision": "fail",
+    "outcome": "quarantined",
+    "rows": 1440,
+    "reasons": [],
+    "spec": {"name": "s", "fingerprint": "abc123"},
+    "expectations": {
+        "failed": [
+            {
+                "expectation": "expect_column_values_to_be_between",
+                "column": "flow",
+                "observed": "288 of 1440 values (20.00%) unexpected, e.g. 5010",
+            }
+        ]
+    },
+    "tfdv": {"anomalies": [{"feature": "flow", "short_description": "Out-of-range values"}]},
+    "drift": {
+        "baseline": "2026-11-05",
+        "scores": [
+            {
+                "feature": "flow",
+                "comparator": "jensen_shannon_divergence",
+                "value": 0.41,
+                "threshold": 0.3,
+                "drifted": True,
+                "policy": "warn",
+            },
+            {
+                "feature": "temp",
+                "comparator": "jensen_shannon_divergence",
+                "value": 0.02,
+                "threshold": 0.3,
+                "drifted": False,
+                "policy": "warn",
+            },
+        ],
+    },
+    "reports": {
+        "data_docs": "file:///lake/reports/data_docs/index.html",
+        "statistics_html": "/lake/reports/ds=2026-11-06/tfdv/stats.html",
+    },
+    "quarantine_path": "/lake/quarantine/ds=2026-11-06",
+}
+
+
+def parts(msg):
+    text, html = (p.get_payload(decode=True).decode() for p in msg.get_payload())
+    return text, html
+
+
+def test_quarantine_email_has_every_finding_in_both_parts():
+    settings = Settings(alert_emails=["a@x.test", "b@x.test"])
+    msg = alerts.render_gate_email(
+        GATE,
+        settings,
+        dag_id="anomalyops_ingest",
+        run_id="r1",
+        logical_date="2026-11-06T00:00:00+00:00",
+    )
+    assert msg["Subject"] == (
+        "[anomalyops] ds=2026-11-06 QUARANTINED: 1 failed expectation(s), 1 TFDV anomaly(ies), 1 drifted feature(s)"
+    )
+    assert msg["To"] == "a@x.test, b@x.test" and msg.get_content_subtype() == "alternative"
+    text, html = parts(msg)
+    for needle in (
+        "anomalyops_ingest",
+        "r1",
+        "2026-11-06T00:00:00+00:00",
+        "expect_column_values_to_be_between",
+        "288 of 1440 values (20.00%) unexpected, e.g. 5010",
+        "Out-of-range values",
+        "0.4100",
+        "0.3000",
+        "YES",
+        "file:///lake/reports/data_docs/index.html",
+        "/lake/reports/ds=2026-11-06/tfdv/stats.html",
+        "anomalyops readmit 2026-11-06",
+    ):
+        assert needle in text and needle in html, needle
+    assert "href='file:///lake/reports/ds=2026-11-06/tfdv/stats.html'" in html
+
+
+def test_drift_email_and_first_day_note():
+    gate = {**GATE, "decision": "warn", "expectations": {"failed": []}, "tfdv": {"anomalies": []}}
+    msg = alerts.render_gate_email(gate, Settings())
+    assert (
+        msg["Subject"]
+        == "[anomalyops] ds=2026-11-06 drift warning: 1 feature(s) drifted (promoted)"
+    )
+    text, _ = parts(msg)
+    assert "readmit" not in text and "Drift vs 2026-11-05" in text
+
+
+def test_failure_email_names_log_and_quarantine_problems():
+    msg = alerts.render_failure_email(
+        Settings(),
+        dag_id="d",
+        task_id="ingest",
+        run_id="r",
+        logical_date="2026-11-06",
+        try_number=1,
+        error="AirflowFailException: boom",
+        log_url="http://localhost:8080/log",
+        log_path="/logs/attempt=1.log",
+        quarantine={
+            "stage": "ingest",
+            "problems": ["landing/x.csv: missing column 'flow'"],
+            "location": "/lake/quarantine/ds=2026-11-06",
+        },
+    )
+    assert msg["Subject"] == "[anomalyops] task failed: d.ingest (logical date 2026-11-06)"
+    text, html = parts(msg)
+    for needle in (
+        "http://localhost:8080/log",
+        "/logs/attempt=1.log",
+        "AirflowFailException: boom",
+        "missing column 'flow'",
+        "/lake/quarantine/ds=2026-11-06",
+    ):
+        assert needle in text and escape(needle) in html
+
+
+def test_airflow_smtp_config_derives_from_settings():
+    env = smtp_airflow_env(
+        SmtpSettings(host="mail.example", port=2525, starttls=True, mail_from="x@y")
+    )
+    assert (
+        env["AIRFLOW__SMTP__SMTP_HOST"] == "mail.example"
+        and env["AIRFLOW__SMTP__SMTP_PORT"] == "2525"
+    )
+    assert (
+        env["AIRFLOW__SMTP__SMTP_STARTTLS"] == "True"
+        and env["AIRFLOW__SMTP__SMTP_MAIL_FROM"] == "x@y"
+    )
+    assert "AIRFLOW__SMTP__SMTP_PASSWORD" not in env
+    with_auth = smtp_airflow_env(SmtpSettings(user="u", password="p"))
+    assert (
+        with_auth["AIRFLOW__SMTP__SMTP_USER"] == "u"
+        and with_auth["AIRFLOW__SMTP__SMTP_PASSWORD"] == "p"
+    )
+
+
+def test_send_to_a_closed_port_returns_a_failed_record(monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in smtp_airflow_env(SmtpSettings(port=port)).items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(smtp=SmtpSettings(port=port))
+    record = alerts.send(alerts.render_gate_email(GATE, settings), settings)
+    assert record["sent"] is False and "ConnectionRefusedError" in record["error"]
+    assert record["server"] == f"127.0.0.1:{port}" and record["to"] == ["ops@localhost"]
+
+
+def test_callback_stays_quiet_when_the_task_already_alerted(monkeypatch):
+    sent = []
+    monkeypatch.setattr(alerts, "send", lambda *a, **k: sent.append(a))
+    exc = RuntimeError("quarantined")
+    setattr(exc, alerts.ALERTED_ATTR, True)
+    alerts.on_failure_callback({"exception": exc})
+    assert sent == []
