@@ -53,9 +53,9 @@ def table_to_examples(table: pa.Table, columns: Iterable[str] | None = None) -> 
         feature_map = example.features.feature
         for name, kind, values in converted:
             value = values[row]
-            feature = feature_map[name]
             if value is None or (kind == "float" and value != value):  # null or NaN: missing
                 continue
+            feature = feature_map[name]
             if kind == "int":
                 feature.int64_list.value.append(value)
             elif kind == "float":
@@ -67,12 +67,14 @@ def table_to_examples(table: pa.Table, columns: Iterable[str] | None = None) -> 
 
 def check_partitions_complete(files: Iterable[str]) -> list[str]:
     """The partition directories of ``files``; raise if one lacks its ``_SUCCESS`` marker."""
-    from tfx.dsl.io import fileio
+    import fsspec
 
     dirs = sorted({os.path.dirname(f) for f in files})
     if not dirs:
         raise FileNotFoundError("no lake files match the split pattern")
-    incomplete = [d for d in dirs if not fileio.exists(os.path.join(d, SUCCESS))]
+    incomplete = [
+        d for d in dirs if not fsspec.core.url_to_fs(d)[0].exists(os.path.join(d, SUCCESS))
+    ]
     if incomplete:
         raise RuntimeError(
             f"lake partitions without {SUCCESS} (still being written, or a failed write): "
