@@ -1,0 +1,248 @@
+"""Replay drift scenarios day by day through the real DAGs, with and without retraining.
+
+For each scenario (none, gradual, sudden) in its own process, Airflow home and lake:
+warm-up days go through the ingest DAG, the training DAG trains the first model; then every
+following day is ingested, scored by the served model (trained up to the day before: an honest
+forward evaluation) and by the frozen first model (the no-retraining arm), and the training DAG
+runs again. Per day: precision, recall and F1 on that day's labelled data for both arms.
+
+    .venv/bin/python bench/drift_replay.py                       # all three scenarios
+    .venv/bin/python bench/drift_replay.py --scenarios sudden --days 12 --rows-per-day 720
+
+Writes var/bench/drift_replay.json and var/bench/drift_replay.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START = dt.date(2026, 10, 1)
+
+
+def child(scenario: str, days: int, warmup: int, drift_after: int, rows: int, work: Path) -> dict:
+    """One scenario, in this process: Airflow must be configured before it is imported."""
+    from anomalyops.airflow_env import airflow_env
+
+    drift_start = START + dt.timedelta(days=warmup + drift_after)
+    os.environ.update(airflow_env(work / "airflow"))
+    os.environ.update(
+        {
+            "ANOMALYOPS_START_DATE": START.isoformat(),
+            "ANOMALYOPS_LAKE_ROOT": str(work / "lake"),
+            "ANOMALYOPS_PIPELINE_ROOT": str(work / "tfx"),
+            "ANOMALYOPS_SERVING_MODEL_DIR": str(work / "serving"),
+            "ANOMALYOPS_SIMULATOR__SCENARIO": scenario,
+            "ANOMALYOPS_SIMULATOR__DRIFT_START": drift_start.isoformat(),
+            "ANOMALYOPS_SIMULATOR__ROWS_PER_DAY": str(rows),
+            "ANOMALYOPS_SMTP__PORT": "1",  # no sink: alerts fail to send, which is logged
+        }
+    )
+    os.environ.pop("ANOMALYOPS_API_URL", None)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "anomalyops"), "compile-pipeline"], check=True
+    )
+
+    from airflow.models import DagBag
+    from airflow.utils import db
+
+    db.initdb(load_connections=False)
+    bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    ingest_dag, train_dag = bag.dags["anomalyops_ingest"], bag.dags["anomalyops_train"]
+
+    def at(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+
+    def train(day: dt.date) -> str:
+        run = train_dag.test(execution_date=at(day) + dt.timedelta(hours=1))
+        return str(run.state)
+
+    timeline = []
+    for i in range(warmup):
+        ingest_dag.test(execution_date=at(START + dt.timedelta(days=i)))
+    first_state = train(START + dt.timedelta(days=warmup - 1))
+    frozen = _newest_version(work / "serving")
+    if frozen is None:
+        raise RuntimeError(f"{scenario}: the first training run ({first_state}) pushed no model")
+    for i in range(warmup, days):
+        day = START + dt.timedelta(days=i)
+        t0 = time.perf_counter()
+        run = ingest_dag.test(execution_date=at(day))
+        served = _newest_version(work / "serving")
+        row = {
+            "day": day.isoformat(),
+            "drifted": scenario != "none" and day >= drift_start,
+            "gate": str(run.state),
+            "served_version": served,
+            "retrained": _evaluate(work, day, served),
+            "frozen": _evaluate(work, day, frozen),
+        }
+        row["train_state"] = train(day)
+        row["pushed_after"] = _newest_version(work / "serving") != served
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        timeline.append(row)
+        print(json.dumps(row), flush=True)
+    return {
+        "scenario": scenario,
+        "drift_start": drift_start.isoformat(),
+        "frozen_version": frozen,
+        "timeline": timeline,
+    }
+
+
+def _newest_version(serving: Path) -> int | None:
+    done = [
+        int(p.name)
+        for p in serving.glob("*")
+        if p.name.isdigit() and (p / "anomalyops_model.json").exists()
+    ]
+    return max(done) if done else None
+
+
+_models: dict = {}
+
+
+def _evaluate(work: Path, day: dt.date, version: int) -> dict:
+    """Precision/recall/F1 of one served version on the day's labelled raw data."""
+    import tensorflow as tf
+
+    from anomalyops.lake import Lake, Zone
+    from anomalyops.settings import Settings
+    from anomalyops.spec import load_spec
+
+    settings = Settings()
+    spec = load_spec(settings.feature_spec_path)
+    lake = Lake(settings.lake_root)
+    zone = Zone.RAW if lake.exists(Zone.RAW, day) else Zone.QUARANTINE
+    df = lake.read_table(zone, day)
+    if version not in _models:
+        _models[version] = tf.saved_model.load(str(work / "serving" / str(version))).signatures[
+            "serving_default"
+        ]
+    out = _models[version](
+        **{f: tf.constant(df[f].to_numpy("float32")) for f in spec.feature_names}
+    )
+    pred = out["is_anomaly"].numpy().astype(bool)
+    y = df[spec.label_column].to_numpy().astype(bool)
+    tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "alarm_rate": round(float(pred.mean()), 4),
+        "version": version,
+        "rows": len(df),
+    }
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(5.5 * len(results), 4), sharey=True, squeeze=False
+    )
+    for ax, res in zip(axes[0], results, strict=True):
+        days = [dt.date.fromisoformat(r["day"]) for r in res["timeline"]]
+        ax.plot(
+            days, [r["retrained"]["f1"] for r in res["timeline"]], "o-", label="retrained daily"
+        )
+        ax.plot(days, [r["frozen"]["f1"] for r in res["timeline"]], "s--", label="first model kept")
+        if res["scenario"] != "none":
+            ax.axvline(
+                dt.date.fromisoformat(res["drift_start"]),
+                color="grey",
+                ls=":",
+                label="drift starts",
+            )
+        ax.set_title(f"scenario: {res['scenario']}")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("F1 on the day's labelled data")
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", nargs="*", default=["none", "gradual", "sudden"])
+    parser.add_argument("--days", type=int, default=14, help="days in all, warm-up included")
+    parser.add_argument("--warmup", type=int, default=5, help="days before the first model")
+    parser.add_argument("--drift-after", type=int, default=2, help="replayed days before the drift")
+    parser.add_argument("--rows-per-day", type=int, default=720)
+    parser.add_argument("--out", default=str(ROOT / "var" / "bench"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.child:
+        res = child(
+            args.child, args.days, args.warmup, args.drift_after, args.rows_per_day, Path(args.work)
+        )
+        (Path(args.work) / "result.json").write_text(json.dumps(res, indent=1))
+        return 0
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for scenario in args.scenarios:
+        work = Path(tempfile.mkdtemp(prefix=f"anomalyops-drift-{scenario}-"))
+        print(f"== scenario {scenario} ({work})", flush=True)
+        t0 = time.perf_counter()
+        with open(work / "replay.log", "w") as log:
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    scenario,
+                    "--work",
+                    str(work),
+                    "--days",
+                    str(args.days),
+                    "--warmup",
+                    str(args.warmup),
+                    "--drift-after",
+                    str(args.drift_after),
+                    "--rows-per-day",
+                    str(args.rows_per_day),
+                ],
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        res = json.loads((work / "result.json").read_text())
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        results.append(res)
+        print(
+            f"{'day':<12}{'drift':>6}{'F1 retrained':>14}{'F1 frozen':>11}{'served':>12}{'pushed':>8}"
+        )
+        for r in res["timeline"]:
+            print(
+                f"{r['day']:<12}{'yes' if r['drifted'] else '':>6}{r['retrained']['f1']:>14.3f}"
+                f"{r['frozen']['f1']:>11.3f}{r['served_version']:>12}{'yes' if r['pushed_after'] else '':>8}"
+            )
+    (out / "drift_replay.json").write_text(json.dumps(results, indent=1))
+    plot(results, out / "drift_replay.png")
+    print(f"wrote {out / 'drift_replay.json'} and {out / 'drift_replay.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
