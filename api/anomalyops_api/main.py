@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from anomalyops import __version__
 from anomalyops_api.errors import install_error_handlers
 from anomalyops_api.jobs import JobService
 from anomalyops_api.metrics import ApiMetrics, MetricsMiddleware
+from anomalyops_api.model import _tensorflow
 from anomalyops_api.registry import ModelRegistry, watch
 from anomalyops_api.routes import health, jobs, models, scoring
 from anomalyops_api.settings import ApiSettings
@@ -55,8 +57,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.scoring_limiter = limiter
     result = await anyio.to_thread.run_sync(registry.refresh)
     if result.version is None:
-        # Start anyway: /readyz says 503 and the watcher serves the first push.
+        # Start anyway: /readyz says 503 and the watcher serves the first push. Import
+        # TensorFlow meanwhile (10+ s) so that first push is not delayed by it.
         log.warning("no loadable model version in %s yet; not ready", settings.model_dir)
+        threading.Thread(target=_tensorflow, name="import-tensorflow", daemon=True).start()
     job_service = JobService(settings, registry, metrics, limiter)
     app.state.jobs = job_service
     await job_service.start()

@@ -94,6 +94,7 @@ class LoadedModel:
 
 
 def _tensorflow() -> Any:
+    """Import TensorFlow on first use (importing it costs 10+ s and ~600 MB)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
