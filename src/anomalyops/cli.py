@@ -58,6 +58,7 @@ def _cmd_mail_sink(args: argparse.Namespace) -> int:
     from anomalyops.mail_sink import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     serve(args.maildir, args.host, args.port)
     return 0
 

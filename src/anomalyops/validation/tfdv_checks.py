@@ -130,10 +130,62 @@ def statistics_html(
     body = get_statistics_html(**kwargs)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>TFDV statistics {ds}</title></head><body>"
+        f"<title>TFDV statistics {ds}</title></head><body style='font-family:sans-serif'>"
         f"<h2>TFDV statistics for ds={ds}"
         + (f" compared with {baseline}" if baseline else " (no baseline)")
-        + f"</h2>{body}</body></html>"
+        + "</h2>"
+        + summary_table(stats, previous)
+        # Facets Overview loads its viewer from the web; the table above works offline.
+        + f"<h3>Facets Overview</h3>{body}</body></html>"
+    )
+
+
+def _numeric_summary(stats) -> dict[str, dict]:
+    out = {}
+    for feat in stats.datasets[0].features if stats.datasets else []:
+        name = feat.path.step[0] if feat.path.step else feat.name
+        if feat.HasField("num_stats"):
+            n = feat.num_stats
+            common = n.common_stats
+            out[name] = {
+                "present": common.num_non_missing,
+                "missing": common.num_missing,
+                "mean": n.mean,
+                "std": n.std_dev,
+                "min": n.min,
+                "max": n.max,
+            }
+        elif feat.HasField("string_stats"):
+            common = feat.string_stats.common_stats
+            out[name] = {
+                "present": common.num_non_missing,
+                "missing": common.num_missing,
+                "unique": feat.string_stats.unique,
+            }
+    return out
+
+
+def summary_table(stats, previous=None) -> str:
+    """A plain HTML table of per-column statistics (with the baseline's mean when given)."""
+    import html
+
+    cur, prev = _numeric_summary(stats), _numeric_summary(previous) if previous else {}
+    head = ["column", "present", "missing", "mean", "std", "min", "max", "unique"]
+    if prev:
+        head.append("baseline mean")
+    rows = []
+    for name, s in cur.items():
+        cells = [name] + [
+            f"{s[k]:.4g}" if isinstance(s.get(k), float) else str(s.get(k, "")) for k in head[1:8]
+        ]
+        if prev:
+            base = prev.get(name, {}).get("mean")
+            cells.append("" if base is None else f"{base:.4g}")
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return (
+        "<table border='1' cellpadding='4' cellspacing='0'>"
+        f"<tr>{header}</tr>{''.join(rows)}</table>"
     )
 
 
