@@ -126,3 +126,26 @@ def test_the_daily_gate_runs_on_an_object_store_lake(settings_env, monkeypatch, 
         fs = fsspec.filesystem("memory")
         if fs.exists(root):
             fs.rm(root, recursive=True)
+
+
+def test_ml_metadata_runs_on_postgresql(postgres_url, settings_env, monkeypatch):
+    """The Compose stack keeps ML Metadata in PostgreSQL: the connection the tasks build from
+    ``ANOMALYOPS_TRAINING__METADATA_DB_URL`` opens, creates its schema and stores lineage."""
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.orchestration import metadata
+
+    from anomalyops_tfx.pipeline import metadata_connection_config
+
+    monkeypatch.setenv("ANOMALYOPS_TRAINING__METADATA_DB_URL", f"{postgres_url}/mlmd")
+    settings_env.cache_clear()
+    config = metadata_connection_config(settings_env())
+    assert config.WhichOneof("config") == "postgresql"
+    with metadata.Metadata(config) as m:
+        type_id = m.store.put_artifact_type(metadata_store_pb2.ArtifactType(name="Examples"))
+        [artifact_id] = m.store.put_artifacts(
+            [metadata_store_pb2.Artifact(type_id=type_id, uri="/data/tfx/ExampleGen/1")]
+        )
+    with metadata.Metadata(config) as m:  # a new connection (another task) sees it
+        [artifact] = m.store.get_artifacts_by_id([artifact_id])
+        assert artifact.uri == "/data/tfx/ExampleGen/1"
+    assert not settings_env().mlmd_path.exists(), "no SQLite file when a server is configured"
