@@ -1,9 +1,10 @@
 # The two commands: `make run` (the system on embedded defaults) and `make test`.
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format
+.PHONY: help setup run stop test lint format
 
 help:
 	@echo "make run     run the system on this machine (SQLite Airflow, local lake)"
+	@echo "make stop    stop what make run started"
 	@echo "make test    lint + the whole test suite (what CI runs)"
 	@echo "make format  apply ruff's formatting and import order"
 
@@ -12,6 +13,9 @@ setup:
 
 run: setup
 	@scripts/run.sh
+
+stop: setup
+	@.venv/bin/anomalyops demo down
 
 test: setup
 	@scripts/test.sh
