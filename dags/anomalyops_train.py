@@ -10,6 +10,8 @@ serving notifier.
   new days were validated. Dataset events that arrive while a run is active are coalesced
   into one next run, so a backfill of many days queues one training over the window, not one
   per day (`max_active_runs=1`, `catchup=False`).
+- **register_window_spans** first registers validated days of the window that no run has
+  ingested yet (days validated in a burst, whose Dataset events coalesced into this run).
 - **Built from the compiled pipeline** (TFX's IR), not from TFX code: parsing this file imports
   no TensorFlow. After changing the pipeline code, feature spec, schema or settings, run
   `anomalyops compile-pipeline`; until then `check_compiled_pipeline` fails each run, naming
@@ -55,4 +57,5 @@ with DAG(
         status,
         check_callable=tasks.check_compiled_pipeline,
         node_callable=tasks.run_tfx_node,
+        prepare=("register_window_spans", tasks.register_window_spans),
     )

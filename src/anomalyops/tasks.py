@@ -141,3 +141,10 @@ def run_tfx_node(node_id: str, ir_path: str, run_id: str) -> dict:
         # TFX resolved no inputs to run on (a false condition upstream, e.g. a gate said no).
         raise AirflowSkipException(f"TFX skipped node {node_id!r} in run {run_id!r}")
     return result.as_dict()
+
+
+def register_window_spans() -> list[str]:
+    """Register the training window's validated days that no run has ingested yet."""
+    from anomalyops.orchestration.spans import register_missing_spans
+
+    return register_missing_spans(get_settings())

@@ -46,8 +46,15 @@ def test_shape_schedule_and_policies(airflow_db, compiled):
     from anomalyops.datasets import VALIDATED
 
     dag = _load(airflow_db)
-    assert set(dag.task_ids) == {"check_compiled_pipeline", "MakeData", "Train", "Push"}
-    assert dag.task_dict["check_compiled_pipeline"].downstream_task_ids == {"MakeData"}
+    assert set(dag.task_ids) == {
+        "check_compiled_pipeline",
+        "register_window_spans",
+        "MakeData",
+        "Train",
+        "Push",
+    }
+    assert dag.task_dict["check_compiled_pipeline"].downstream_task_ids == {"register_window_spans"}
+    assert dag.task_dict["register_window_spans"].downstream_task_ids == {"MakeData"}
     assert dag.task_dict["Push"].upstream_task_ids == {"Train"}
     assert dag.task_dict["Train"].op_kwargs["ir_path"] == str(compiled.pb_path)
     assert list(dag.timetable.dataset_condition.objects) == [VALIDATED]
@@ -90,6 +97,6 @@ def test_parses_in_under_a_second_without_heavy_imports(compiled):
         env=dict(os.environ),
     )
     n_tasks, seconds, heavy = out.stdout.split()[-3:]
-    assert n_tasks == "4", "the probe did not see the compiled pipeline"
+    assert n_tasks == "5", "the probe did not see the compiled pipeline"
     assert heavy == "-"
     assert float(seconds) < 1.0, f"parse took {seconds}s"

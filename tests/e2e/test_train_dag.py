@@ -6,8 +6,9 @@ One module, three DagRuns sharing a pipeline root, in order:
    retry re-runs the same TFX execution, and the Pusher pushes the retried model.
 2. The settings change (a learning rate that wrecks training): the run fails at
    ``check_compiled_pipeline`` until ``compile-pipeline`` runs; nothing else runs.
-3. Recompiled, with a new validated day: the evaluation gate compares the candidate with run
-   1's blessed model, does not bless the deliberately worse model, and nothing is pushed.
+3. Recompiled, with two new validated days: the earlier one is registered as a span first; the
+   evaluation gate compares the candidate with run 1's blessed model, does not bless the
+   deliberately worse model, and nothing is pushed.
 
 The TFX components' own behaviour is tested in tests/integration/tfx with LocalDagRunner; this
 module is about the Airflow path: task wiring, run ids, retries, staleness, what reaches serving.
@@ -213,10 +214,18 @@ def test_run_3_compares_with_the_blessed_model_and_does_not_push_a_worse_one(env
 
     ir.compile_project_pipeline(env.settings)
     before = env.versions()
+    # Two days validated since run 1 (their Dataset events coalesce into one run): the earlier
+    # one must be registered as a span by register_window_spans, or the window would skip it.
+    skipped_day = env.add_validated_day()
     env.add_validated_day()
     dr = env.dag().test(execution_date=_utc(3))
 
-    report = _gate_report(_tis(dr))
+    tis = _tis(dr)
+    assert tis["register_window_spans"].xcom_pull(task_ids="register_window_spans") == [
+        skipped_day.isoformat()
+    ]
+    report = _gate_report(tis)
+    assert skipped_day.isoformat() in report["training_spans"]
     assert report["baseline_model_uri"] == run_1_model_uri
     assert report["baseline"] is not None
     assert report["rule"] in ("sanity", "auc_pr_no_regression", "mean_score_no_regression")

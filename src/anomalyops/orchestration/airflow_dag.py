@@ -94,6 +94,7 @@ def add_pipeline_tasks(
     check_callable: Callable[..., Any],
     node_callable: Callable[..., Any],
     check_kwargs: Mapping[str, Any] | None = None,
+    prepare: tuple[str, Callable[..., Any]] | None = None,
 ) -> dict[str, BaseOperator]:
     """Add the check task and one PythonOperator per IR node to the DAG being defined.
 
@@ -101,6 +102,7 @@ def add_pipeline_tasks(
     added (it fails, naming the command to run); when the compiled pipeline is stale, the
     graph is built from it and the check task fails the run before any node runs.
     Node tasks pass ``node_id`` and ``ir_path``; Airflow adds ``run_id`` from the context.
+    ``prepare`` (task id, callable) adds a task between the check and the pipeline's roots.
     """
     from airflow.operators.python import PythonOperator
     from airflow.utils.trigger_rule import TriggerRule
@@ -114,6 +116,11 @@ def add_pipeline_tasks(
     tasks: dict[str, BaseOperator] = {CHECK_TASK_ID: check}
     if status.state == "missing":
         return tasks
+    first: BaseOperator = check
+    if prepare is not None:
+        first = PythonOperator(task_id=prepare[0], python_callable=prepare[1])
+        tasks[prepare[0]] = first
+        check >> first
     nodes = ir_nodes(load_ir_json(compiled.json_path))
     by_node: dict[str, BaseOperator] = {}
     for node in nodes:
@@ -133,7 +140,7 @@ def add_pipeline_tasks(
             for up in node.upstream:
                 by_node[up] >> by_node[node.node_id]
         else:
-            check >> by_node[node.node_id]
+            first >> by_node[node.node_id]
     return tasks
 
 

@@ -156,3 +156,19 @@ print(','.join(m for m in heavy if m in sys.modules))
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert compiled.json_path.exists()
     assert out.stdout.strip().splitlines()[-1:] in ([], [""])
+
+
+def test_prepare_task_sits_between_the_check_and_the_roots(tmp_path, diamond_ir_json):
+    from airflow import DAG
+
+    compiled = _compiled(tmp_path, diamond_ir_json)
+    with DAG("p", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:
+        airflow_dag.add_pipeline_tasks(
+            compiled,
+            ir.Status("fresh", "ok", "x", "x"),
+            check_callable=_noop,
+            node_callable=_noop,
+            prepare=("prep", _noop),
+        )
+    assert dag.task_dict[CHECK_TASK_ID].downstream_task_ids == {"prep"}
+    assert dag.task_dict["prep"].downstream_task_ids == {"ExampleGen", "ImportSchemaGen"}
