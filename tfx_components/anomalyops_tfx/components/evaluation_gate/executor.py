@@ -114,6 +114,8 @@ class Executor(base_executor.BaseExecutor):
             "candidate_model_id": candidate.id,
             "baseline_model_uri": baseline.uri if baseline else None,
             "baseline_model_id": baseline.id if baseline else None,
+            # A cached Trainer hands the gate the model that is already blessed (and pushed).
+            "candidate_is_baseline": baseline is not None and baseline.id == candidate.id,
             "candidate": cand_eval.to_dict(),
             "baseline": base_eval.to_dict() if base_eval else None,
             "threshold": cand_eval.threshold,

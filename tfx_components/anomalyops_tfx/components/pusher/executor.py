@@ -49,6 +49,14 @@ class Executor(base_executor.BaseExecutor):
 
         with fileio.open(os.path.join(blessing.uri, REPORT_JSON)) as f:
             report = json.loads(f.read())
+        if report.get("candidate_is_baseline"):
+            logging.info(
+                "Not pushing model %s again: it is the blessed model of an earlier run (the "
+                "Trainer was cached, no new data).",
+                model.uri,
+            )
+            pushed.set_int_custom_property("pushed", 0)
+            return
         spec = spec_from_config(exec_properties["custom_config"])
         version = logic.next_version(serving_dir, time.time())
         metadata = logic.build_metadata(
