@@ -181,3 +181,19 @@ def test_smtp_down_still_records_quarantines_and_fails(dag, gate_env, monkeypatc
     (alert,) = gate["alerts"]
     assert alert["sent"] is False and "Connection" in alert["error"]
     assert mail_sink.messages() == []
+
+
+def test_dag_wiring(dag):
+    """The gate sits after ingest; promote announces the Dataset; every task alerts on failure."""
+    from anomalyops import alerts
+    from anomalyops.datasets import VALIDATED
+
+    assert dag.task_dict["ingest"].downstream_task_ids == {"validate"}
+    assert dag.task_dict["decide"].downstream_task_ids == {"promote", "quarantine"}
+    assert dag.task_dict["promote"].downstream_task_ids == {"notify_drift"}
+    assert dag.task_dict["promote"].outlets == [VALIDATED]
+    for task in dag.tasks:
+        assert task.on_failure_callback in (
+            alerts.on_failure_callback,
+            [alerts.on_failure_callback],
+        ), task.task_id
