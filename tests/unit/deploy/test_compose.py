@@ -179,6 +179,22 @@ def test_bind_mounts_exist_and_named_volumes_are_declared(raw):
     assert {"lake", "tfx", "serving", "airflow-logs"} <= declared
 
 
+def test_read_only_volumes_are_created_by_a_writer_first(raw):
+    """A fresh named volume takes the ownership of whoever mounts it first: a read-only reader
+    must start after a service that mounts it read-write (and so owns it)."""
+    services = raw["services"]
+    for name, service in services.items():
+        for source, _, read_only in volume_mounts(service):
+            if not read_only or is_bind(source):
+                continue
+            writers = {
+                dep
+                for dep in (service.get("depends_on") or {})
+                if any(s == source and not ro for s, _, ro in volume_mounts(services[dep]))
+            }
+            assert writers, f"{name} mounts {source} read-only before any writer created it"
+
+
 def test_depends_on_targets_exist_and_are_healthy_or_one_shot(raw):
     services = raw["services"]
     for name, service in services.items():
