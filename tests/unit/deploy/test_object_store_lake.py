@@ -79,16 +79,16 @@ def test_zone_operations_on_the_object_store(object_store_settings):
     assert lake.read_file(Zone.QUARANTINE, day, "reason.json") == reason
     assert len(lake.read_table(Zone.QUARANTINE, day)) == 288
 
-    # Re-ingesting a quarantined day replaces raw/ atomically and clears the quarantine.
+    assert lake.remove(Zone.QUARANTINE, day, reason="test")
+    with pytest.raises(PartitionNotFound, match="memory://"):
+        lake.read_table(Zone.QUARANTINE, day)
+
+    # Re-ingesting replaces raw/ atomically: the old copy is renamed aside, then removed.
     first = lake.read_meta(Zone.RAW, day)["written_at"]
     ingest(day, settings)
     assert lake.read_meta(Zone.RAW, day)["written_at"] >= first
     names = lake.fs.ls(lake.partition_path(Zone.RAW, day), detail=False)
     assert sorted(n.rsplit("/", 1)[-1] for n in names) == [SUCCESS, DATA_FILE]
-    assert not lake.exists(Zone.QUARANTINE, day)
-    with pytest.raises(PartitionNotFound, match="memory://"):
-        lake.read_table(Zone.QUARANTINE, day)
-
     assert lake.remove(Zone.RAW, day, reason="test")
     assert lake.partitions(Zone.RAW) == []
 
