@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -28,11 +30,47 @@ def airflow_db() -> Path:
     return Path(os.environ["AIRFLOW_HOME"])
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gx_copy(tmp_path_factory) -> Path:
+    """The committed GX context, copied so runs never touch the repo's gx/uncommitted/."""
+    root = tmp_path_factory.mktemp("gxctx") / "gx"
+    shutil.copytree(REPO_ROOT / "gx", root, ignore=shutil.ignore_patterns("uncommitted"))
+    return root
+
+
 @pytest.fixture
-def settings_env(tmp_path, monkeypatch):
+def mail_sink(tmp_path):
+    """A real SMTP server (aiosmtpd) on a free loopback port, stopped afterwards."""
+    from anomalyops.mail_sink import MailSink
+
+    with MailSink(tmp_path / "mail", "127.0.0.1", free_port()) as sink:
+        yield sink
+
+
+def point_smtp_at(monkeypatch, port: int) -> None:
+    """Point our SMTP settings, and Airflow's [smtp] derived from them, at a loopback port."""
+    from anomalyops.airflow_env import smtp_airflow_env
+    from anomalyops.settings import SmtpSettings, get_settings
+
+    monkeypatch.setenv("ANOMALYOPS_SMTP__HOST", "127.0.0.1")
+    monkeypatch.setenv("ANOMALYOPS_SMTP__PORT", str(port))
+    for key, value in smtp_airflow_env(SmtpSettings(host="127.0.0.1", port=port)).items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings_env(tmp_path, monkeypatch, gx_copy):
     """Point every path setting at a fresh temp dir; returns a function giving the Settings."""
     from anomalyops.settings import get_settings
 
+    monkeypatch.setenv("ANOMALYOPS_VALIDATION__GX_ROOT", str(gx_copy))
     monkeypatch.setenv("ANOMALYOPS_LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.setenv("ANOMALYOPS_PIPELINE_ROOT", str(tmp_path / "tfx"))
     monkeypatch.setenv("ANOMALYOPS_SERVING_MODEL_DIR", str(tmp_path / "serving"))

@@ -111,13 +111,24 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
         )
         log.error("quarantined %s: %s", day, exc)
         raise
-    if lake.exists(Zone.QUARANTINE, day):
-        lake.remove(Zone.QUARANTINE, day, reason="the day was re-ingested successfully")
+    if _quarantined_at_ingest(lake, day):
+        # Only the copy of landing files that could not be read: the originals are still in
+        # landing/. A day the gate quarantined keeps its record until readmitted.
+        lake.remove(Zone.QUARANTINE, day, reason="its landing files were re-ingested successfully")
     path = lake.write_table(
         Zone.RAW, day, df, meta={"source_files": names, "spec": spec.fingerprint()}
     )
     log.info("ingested %d rows from %s into %s", len(df), names, lake.uri(path))
     return IngestResult(ds=day.isoformat(), rows=len(df), files=names, path=lake.uri(path))
+
+
+def _quarantined_at_ingest(lake: Lake, day: dt.date) -> bool:
+    if not lake.exists(Zone.QUARANTINE, day):
+        return False
+    try:
+        return json.loads(lake.read_file(Zone.QUARANTINE, day, "reason.json")).get("stage") == "ingest"
+    except (FileNotFoundError, ValueError):
+        return False
 
 
 def ingest_as_dict(ds: str, settings: Settings) -> dict:

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from anomalyops.lake import Lake, Zone
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, point_smtp_at
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +18,10 @@ def _run(dag, day: dt.date):
     return run
 
 
-def test_two_days_then_an_idempotent_rerun(airflow_db, settings_env):
+def test_two_days_then_an_idempotent_rerun(airflow_db, settings_env, mail_sink, monkeypatch):
     from airflow.models import DagBag
 
+    point_smtp_at(monkeypatch, mail_sink.port)  # drift warnings must reach a real server
     s = settings_env()
     dag = DagBag(
         dag_folder=str(REPO_ROOT / "dags" / "anomalyops_ingest.py"), include_examples=False

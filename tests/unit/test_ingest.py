@@ -65,3 +65,15 @@ def test_unreadable_day_is_quarantined_with_reason_and_nothing_reaches_raw(
     reason = json.loads(lake.read_file(Zone.QUARANTINE, "2026-11-06", "reason.json"))
     assert reason["stage"] == "ingest" and reason["files"] == [SIMULATED_FILE]
     assert lake.read_file(Zone.QUARANTINE, "2026-11-06", SIMULATED_FILE)  # the evidence is kept
+
+
+def test_reingest_keeps_a_gate_quarantine(settings_env):
+    s = settings_env()
+    lake = Lake(s.lake_root)
+    lake.write_files(Zone.QUARANTINE, "2026-11-05", {"reason.json": b'{"stage": "gate"}'})
+    land("2026-11-05", s)
+    ingest("2026-11-05", s)
+    assert lake.exists(Zone.QUARANTINE, "2026-11-05"), "a gate quarantine waits for readmit"
+    lake.write_files(Zone.QUARANTINE, "2026-11-05", {"reason.json": b'{"stage": "ingest"}'})
+    ingest("2026-11-05", s)
+    assert not lake.exists(Zone.QUARANTINE, "2026-11-05"), "an ingest rejection is resolved"

@@ -37,7 +37,7 @@ class SimulatorConfig:
     drift_start: dt.date | None = None
     anomaly_rate: float = 0.01
     gradual_sigma_per_day: float = 0.12
-    sudden_shift_sigma: float = 2.5
+    sudden_shift_sigma: float = 3.5
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:

@@ -2,36 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gx_copy(tmp_path_factory):
-    """The committed GX context, copied so runs never touch the repo's gx/uncommitted/."""
-    root = tmp_path_factory.mktemp("gxctx") / "gx"
-    shutil.copytree(REPO_ROOT / "gx", root, ignore=shutil.ignore_patterns("uncommitted"))
-    return root
-
-
-@pytest.fixture
-def mail_sink(tmp_path):
-    """A real SMTP server (aiosmtpd) on a free loopback port, stopped afterwards."""
-    from anomalyops.mail_sink import MailSink
-
-    with MailSink(tmp_path / "mail", "127.0.0.1", free_port()) as sink:
-        yield sink
+from tests.conftest import REPO_ROOT, point_smtp_at
 
 
 @pytest.fixture
@@ -53,14 +27,3 @@ def gate_env(settings_env, monkeypatch, tmp_path, gx_copy, mail_sink):
     point_smtp_at(monkeypatch, mail_sink.port)
     settings_env.cache_clear()
     return settings_env
-
-
-def point_smtp_at(monkeypatch, port: int) -> None:
-    from anomalyops.airflow_env import smtp_airflow_env
-    from anomalyops.settings import SmtpSettings, get_settings
-
-    monkeypatch.setenv("ANOMALYOPS_SMTP__HOST", "127.0.0.1")
-    monkeypatch.setenv("ANOMALYOPS_SMTP__PORT", str(port))
-    for key, value in smtp_airflow_env(SmtpSettings(host="127.0.0.1", port=port)).items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()

@@ -11,7 +11,7 @@ import pytest
 from anomalyops.lake import Lake, Zone
 from anomalyops.validation import report
 from tests.conftest import REPO_ROOT
-from tests.integration.validation.conftest import free_port, point_smtp_at
+from tests.conftest import free_port, point_smtp_at
 
 pytestmark = pytest.mark.integration
 
