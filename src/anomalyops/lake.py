@@ -185,36 +185,33 @@ class Lake:
         The destination is written completely before the source is removed, so a crash in
         between leaves the data in both zones, never in neither.
         """
+        dst_path = self._copy_partition(
+            ds, src, dst, {**(meta or {}), "moved_from": str(Zone(src))}, files
+        )
+        src_path = self.partition_path(src, ds)
+        self.fs.rm(src_path, recursive=True)
+        log.info("moved %s -> %s", self.uri(src_path), self.uri(dst_path))
+        return dst_path
+
+    def copy(self, ds: str | dt.date, src: Zone, dst: Zone, *, meta: dict | None = None) -> str:
+        """Copy a complete partition to another zone (raw -> validated keeps raw as the record)."""
+        return self._copy_partition(
+            ds, src, dst, {**(meta or {}), "copied_from": str(Zone(src))}, None
+        )
+
+    def _copy_partition(
+        self, ds: str | dt.date, src: Zone, dst: Zone, meta: dict, files: dict[str, bytes] | None
+    ) -> str:
         src_path = self.partition_path(src, ds)
         if not self.exists(src, ds):
             raise PartitionNotFound(f"no complete partition at {self.uri(src_path)}")
-        old_meta = self.read_meta(src, ds)
-        with self.transaction(
-            dst, ds, meta={**old_meta, **(meta or {}), "moved_from": str(Zone(src))}
-        ) as tmp:
+        with self.transaction(dst, ds, meta={**self.read_meta(src, ds), **meta}) as tmp:
             for entry in self.fs.ls(src_path, detail=False):
                 name = entry.rstrip("/").rsplit("/", 1)[-1]
                 if name != SUCCESS:
                     self.fs.copy(entry, f"{tmp}/{name}", recursive=True)
             for name, data in (files or {}).items():
                 self._put(f"{tmp}/{name}", data)
-        self.fs.rm(src_path, recursive=True)
-        log.info("moved %s -> %s", self.uri(src_path), self.uri(self.partition_path(dst, ds)))
-        return self.partition_path(dst, ds)
-
-    def copy(self, ds: str | dt.date, src: Zone, dst: Zone, *, meta: dict | None = None) -> str:
-        """Copy a complete partition to another zone (raw -> validated keeps raw as the record)."""
-        src_path = self.partition_path(src, ds)
-        if not self.exists(src, ds):
-            raise PartitionNotFound(f"no complete partition at {self.uri(src_path)}")
-        old_meta = self.read_meta(src, ds)
-        with self.transaction(
-            dst, ds, meta={**old_meta, **(meta or {}), "copied_from": str(Zone(src))}
-        ) as tmp:
-            for entry in self.fs.ls(src_path, detail=False):
-                name = entry.rstrip("/").rsplit("/", 1)[-1]
-                if name != SUCCESS:
-                    self.fs.copy(entry, f"{tmp}/{name}", recursive=True)
         return self.partition_path(dst, ds)
 
     def remove(self, zone: Zone, ds: str | dt.date, *, reason: str) -> bool:
