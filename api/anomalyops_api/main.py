@@ -7,10 +7,12 @@ loaded in :func:`lifespan`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
@@ -23,6 +25,7 @@ from anomalyops_api.model import _tensorflow
 from anomalyops_api.registry import ModelRegistry, watch
 from anomalyops_api.routes import health, jobs, models, scoring
 from anomalyops_api.settings import ApiSettings
+from anomalyops_api.uploads import sweep_spool
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry = registry
     limiter = anyio.CapacityLimiter(settings.max_concurrent_scoring)
     app.state.scoring_limiter = limiter
+    if settings.spool_dir is not None:
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
     result = await anyio.to_thread.run_sync(registry.refresh)
     if result.version is None:
         # Start anyway: /readyz says 503 and the watcher serves the first push. Import
@@ -66,12 +71,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await job_service.start()
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch(registry, settings.poll_interval_s, stop))
+    sweeper = asyncio.create_task(_sweep_spool_forever(settings.spool_dir, stop))
     try:
         yield
     finally:
         stop.set()
         await job_service.stop()
-        await watcher
+        await asyncio.gather(watcher, sweeper)
+
+
+async def _sweep_spool_forever(spool_dir: Path | None, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            removed = await anyio.to_thread.run_sync(sweep_spool, spool_dir)
+            if removed:
+                log.warning("removed %d stale upload dirs from the spool dir", removed)
+        except Exception:
+            log.exception("spool sweep failed")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=600)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:

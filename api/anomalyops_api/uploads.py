@@ -8,6 +8,9 @@ real path to read natively.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +28,9 @@ FLUSH_BYTES = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 """Bytes a multipart envelope may add around a file that is exactly at the limit."""
 RAW_BODY_TYPES = ACCEPTED_TYPES - {""}
+SPOOL_PREFIX = "anomalyops-score-"
+"""Per-request scratch dirs in the spool dir: the upload and the reply."""
+SPOOL_MAX_AGE_S = 3600.0
 
 
 @dataclass
@@ -182,3 +188,21 @@ async def _receive_multipart(
             422, f"no file uploaded: send it as the multipart/form-data field {FILE_FIELD!r}"
         )
     return Upload(dest, found.get("filename"), found["content_type"], sink.size)
+
+
+def sweep_spool(spool_dir: Path | None, max_age_s: float = SPOOL_MAX_AGE_S) -> int:
+    """Delete request scratch dirs a killed process left behind; returns how many.
+
+    A live request's dir is younger than ``max_age_s``, so several service processes may
+    share one spool dir safely."""
+    root = Path(spool_dir or tempfile.gettempdir())
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in root.glob(f"{SPOOL_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed

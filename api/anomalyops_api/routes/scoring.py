@@ -27,7 +27,7 @@ from anomalyops_api.routes.common import (
 )
 from anomalyops_api.schemas import ScoreResponse
 from anomalyops_api.scoring import OutputFormat, detect_format, score_file
-from anomalyops_api.uploads import receive_upload
+from anomalyops_api.uploads import SPOOL_PREFIX, receive_upload
 
 router = APIRouter(tags=["scoring"])
 
@@ -91,7 +91,7 @@ async def score(
     served when the request arrived, and streams the reply from a spooled file, so memory
     stays flat whatever the file size. Files above `max_upload_bytes` need `POST /v1/jobs`."""
     out_format = negotiate(format, request.headers.get("accept"))
-    work = Path(tempfile.mkdtemp(prefix="anomalyops-score-", dir=settings.spool_dir))
+    work = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=settings.spool_dir))
     try:
         upload = await receive_upload(request, work / "input", settings.max_upload_bytes)
         metrics.upload_bytes.inc(upload.size)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from anomalyops_api.jobs import JobStore, owner_of
+from anomalyops_api.jobs import JobStatus, JobStore, owner_of
 from anomalyops_api.scoring import InputFormat, OutputFormat
 from tests.api_fixtures import (
     ADMIN_KEY,
@@ -161,6 +161,26 @@ def test_a_queued_job_is_run_after_a_restart(serving, start_app) -> None:
     with start_app(keys=[KEY]) as client:
         job = wait_done(client, job_id)
         assert job["status"] == "succeeded" and job["rows_done"] == 50
+
+
+def test_a_running_job_is_requeued_by_a_graceful_shutdown(serving, start_app) -> None:
+    frame = make_frame(300_000)
+    with start_app(keys=[KEY], csv_block_bytes=64 * 1024) as client:
+        job_id = submit(client, csv_bytes(frame)).json()["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/jobs/{job_id}", headers=H).json()["rows_done"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    # Shut down mid-job: back in the queue, partial output gone, input kept.
+    store = JobStore(serving.parent / "state" / "jobs")
+    job = store.get(job_id)
+    assert (job.status, job.rows_done, job.attempts) == (JobStatus.QUEUED, 0, 1)
+    assert store.input_path(job_id).exists()
+    assert list(store.job_dir(job_id).glob("result*")) == []
+    with start_app(keys=[KEY]) as client:
+        job = wait_done(client, job_id, timeout=60)
+        assert job["status"] == "succeeded" and job["attempts"] == 2
+        assert job["rows_done"] == 300_000
 
 
 def test_queue_limit_is_429(serving, start_app) -> None:
