@@ -299,6 +299,31 @@ def test_airflow_environment_names_real_airflow_options(compose):
             )
 
 
+def _field_path_exists(model, names: list[str]) -> bool:
+    field = model.model_fields.get(names[0])
+    if field is None:
+        return False
+    if len(names) == 1:
+        return True
+    nested = field.annotation
+    return hasattr(nested, "model_fields") and _field_path_exists(nested, names[1:])
+
+
+def test_every_project_variable_names_a_real_setting(compose):
+    """pydantic-settings ignores unknown variables, so a misspelt one would silently do nothing."""
+    from anomalyops.settings import Settings
+    from anomalyops_api.settings import ApiSettings
+
+    for name, service in compose["services"].items():
+        for key in service_env(service):
+            if name == "api" and key.startswith("ANOMALYOPS_API_"):
+                field = key[len("ANOMALYOPS_API_") :].lower()
+                assert field in ApiSettings.model_fields, f"api: {key} is not an ApiSettings field"
+            elif key.startswith("ANOMALYOPS_"):
+                path = key[len("ANOMALYOPS_") :].lower().split("__")
+                assert _field_path_exists(Settings, path), f"{name}: {key} is not a setting"
+
+
 def test_pipeline_environment_is_accepted_by_settings(compose, monkeypatch):
     """Each Airflow container's ANOMALYOPS_* environment builds a valid production Settings."""
     from anomalyops.airflow_env import smtp_airflow_env
