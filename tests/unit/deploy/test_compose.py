@@ -416,6 +416,26 @@ def test_every_data_path_the_services_use_is_on_a_volume(compose):
     assert len({tuple(m) for m in mounts.values()}) == 1
 
 
+def test_task_logs_land_on_the_logs_volume(compose, monkeypatch):
+    """airflow-env puts task logs in $AIRFLOW_HOME/logs: that must be the shared volume."""
+    import os
+
+    from anomalyops.airflow_env import airflow_env
+
+    for key in list(os.environ):
+        if key.startswith("AIRFLOW"):
+            monkeypatch.delenv(key)
+    text = (REPO_ROOT / "docker" / "airflow" / "Dockerfile").read_text()
+    home = re.search(r"AIRFLOW_HOME=(\S+)", text).group(1)
+    logs = airflow_env(Path(home))["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]
+    for name in AIRFLOW_SERVICES:
+        assert service_env(compose["services"][name]).get("AIRFLOW__LOGGING__BASE_LOG_FOLDER") in (
+            None,
+            logs,
+        )
+        assert _volume_of(compose["services"][name], logs) == ("airflow-logs", False), name
+
+
 def test_the_celery_profile_switches_the_executor_by_one_variable(raw, compose):
     services = compose["services"]
     for name in AIRFLOW_SERVICES:
