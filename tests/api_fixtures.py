@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def publish(model_dir: Path, version: int, *, scale: float = 1.0, threshold: flo
 def publish_partial(model_dir: Path, version: int, *, scale: float = 1.0) -> tuple[Path, Path]:
     """A version directory missing saved_model.pb (a copy in progress); returns
     (version_dir, the held-back saved_model.pb) so the test can complete it."""
-    staging = Path(tempfile.mkdtemp(prefix="partial-"))
+    staging = Path(model_dir).parent / f"staging-{version}"  # outside the serving dir
     built = publish(staging, version, scale=scale, threshold=3.0 * scale)
     held = staging / "saved_model.pb"
     shutil.move(str(built / "saved_model.pb"), held)

@@ -291,6 +291,8 @@ class ModelRegistry:
         """Metadata of a complete version, or the reason it is unreadable (cached)."""
         key = (version.version, version.fingerprint)
         if key not in self._metadata_cache:
+            if len(self._metadata_cache) > 1024:  # versions rewritten in place pile up keys
+                self._metadata_cache.clear()
             try:
                 self._metadata_cache[key] = read_metadata(version.path)
             except ModelLoadError as exc:
