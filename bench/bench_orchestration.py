@@ -17,6 +17,10 @@ whole window. PostgreSQL (Debian's ``postgresql`` package) is started on loopbac
 ``postgres`` user for the production modes.
 
     .venv/bin/python bench/bench_orchestration.py --rows 10000,100000 --days 3
+
+The compiled pipeline goes stale (and the Airflow runs stop at ``check_compiled_pipeline``) if
+the pipeline code changes while the benchmark runs: in a shared working tree, run it from a
+copy (``PYTHONPATH=<copy>/src:<copy>/tfx_components python <copy>/bench/bench_orchestration.py``).
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ def base_env(root: Path, rows: int, epochs: int, days: int) -> dict[str, str]:
             "ANOMALYOPS_TRAINING__WINDOW_DAYS": str(days),
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONWARNINGS": "ignore",
+            # SequentialExecutor runs `airflow tasks run` from PATH.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
     from anomalyops.airflow_env import airflow_env
@@ -181,6 +187,8 @@ def airflow_driver(mode: str) -> None:
                         for ti in dr.get_task_instances(session=s)
                     }
                     break
+            if scheduler.poll() is not None:
+                raise RuntimeError(f"scheduler exited during the run; see {sched_log}")
             time.sleep(1)
         wall = time.perf_counter() - t_trigger
     finally:

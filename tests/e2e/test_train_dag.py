@@ -217,7 +217,7 @@ def test_run_3_compares_with_the_blessed_model_and_does_not_push_a_worse_one(env
     # Two days validated since run 1 (their Dataset events coalesce into one run): the earlier
     # one must be registered as a span by register_window_spans, or the window would skip it.
     skipped_day = env.add_validated_day()
-    env.add_validated_day()
+    newest = env.add_validated_day()
     dr = env.dag().test(execution_date=_utc(3))
 
     tis = _tis(dr)
@@ -225,7 +225,11 @@ def test_run_3_compares_with_the_blessed_model_and_does_not_push_a_worse_one(env
         skipped_day.isoformat()
     ]
     report = _gate_report(tis)
-    assert skipped_day.isoformat() in report["training_spans"]
+    # The window is the newest 3 spans (first, last): without the registered day it would
+    # reach back to run 1's first day.
+    window = env.settings.training.window_days
+    first = newest - dt.timedelta(days=window - 1)
+    assert report["training_spans"] == [first.isoformat(), newest.isoformat()]
     assert report["baseline_model_uri"] == run_1_model_uri
     assert report["baseline"] is not None
     assert report["rule"] in ("sanity", "auc_pr_no_regression", "mean_score_no_regression")
