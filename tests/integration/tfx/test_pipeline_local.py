@@ -2,8 +2,9 @@
 
 1. days 1-2 validated, ``--backfill``: window = both days, no baseline -> blessed and pushed.
 2. day 3 arrives: window = days 2-3, compared against run 1's blessed model -> pushed again.
-3. day 4 arrives corrupted (columns shuffled independently, so every row breaks the sensors'
-   correlations and is labelled an anomaly): the candidate trained on it ranks anomalies
+3. day 4 arrives corrupted: two sensors read 4 sigma high all day (miscalibrated; the rows are
+   labelled anomalous, as a later review would). Within the schema's ranges, so it passes the
+   data checks; the candidate trained on it learns the offset as normal and ranks anomalies
    worse than the blessed model on the same rows -> not blessed, nothing pushed.
 """
 
@@ -44,10 +45,10 @@ def _versions(serving: Path) -> list[int]:
 
 
 def _corrupt(frame, spec):
-    rng = np.random.default_rng(7)
     out = frame.copy()
-    for name in spec.feature_names:
-        out[name] = rng.permutation(out[name].to_numpy())
+    for name in spec.feature_names[:2]:
+        feature = spec.feature(name)
+        out[name] = np.clip(out[name] + 4 * out[name].std(), feature.min, feature.max)
     out[spec.label_column] = np.int8(1)
     return out
 
@@ -189,3 +190,43 @@ def test_model_trained_on_corrupted_data_is_not_pushed(runs):
     assert report["candidate"]["metrics"]["auc_pr"] < report["baseline"]["metrics"]["auc_pr"]
     assert third["versions"] == second["versions"]
     assert not list(runs["serving"].glob(".tmp-*"))
+
+
+def test_scoring_service_reloads_and_serves_the_pushed_version(runs, tmp_path):
+    """The notifier's protocol against the real scoring app, with the models this test pushed."""
+    import shutil
+
+    pytest.importorskip("anomalyops_api")
+    from fastapi.testclient import TestClient
+
+    from anomalyops_api.main import create_app
+    from anomalyops_api.settings import ApiSettings
+    from anomalyops_tfx.components.serving_notifier import logic as notifier
+
+    first, second = runs["runs"][1]["versions"]
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    shutil.copytree(runs["serving"] / str(first), serving / str(first))
+    settings = ApiSettings(
+        model_dir=serving,
+        state_dir=tmp_path / "state",
+        spool_dir=tmp_path,
+        poll_interval_s=3600,  # only the reload request can bring the new version in
+        admin_key="admin-secret",
+        warmup_rows=16,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/models").json()["active_version"] == first
+        shutil.copytree(runs["serving"] / str(second), serving / f".tmp-{second}")
+        (serving / f".tmp-{second}").rename(serving / str(second))
+        served = notifier.notify_and_confirm(
+            str(client.base_url), second, admin_key="admin-secret", timeout_s=60, client=client
+        )
+        assert served == second
+        active = client.get("/v1/models/active").json()
+        meta = json.loads((serving / str(second) / "anomalyops_model.json").read_text())
+        assert active["threshold"] == pytest.approx(meta["threshold"])
+        with pytest.raises(notifier.ServingNotConfirmed, match=r"40[13]"):
+            notifier.notify_and_confirm(
+                str(client.base_url), second, admin_key="wrong", timeout_s=5, client=client
+            )
