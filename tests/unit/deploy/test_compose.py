@@ -4,8 +4,10 @@ the environment the containers get is accepted by the settings that read it)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -297,6 +299,11 @@ def test_airflow_environment_names_real_airflow_options(compose):
             assert (section, option) in provider_options or conf.has_option(section, option), (
                 f"{name}: {key} is not an Airflow option"
             )
+    backends = service_env(compose["services"]["airflow-webserver"])["AIRFLOW__API__AUTH_BACKENDS"]
+    for module in backends.split(","):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a deprecated module path would go in Airflow 3
+            importlib.import_module(module.strip())
 
 
 def _field_path_exists(model, names: list[str]) -> bool:
