@@ -210,3 +210,34 @@ def test_api_sh_refuses_production_without_keys(api_env, tmp_path):
     )
     assert result.returncode != 0
     assert "ANOMALYOPS_API_KEYS must be set in production" in result.stdout + result.stderr
+
+
+@pytest.mark.timeout(600)
+def test_airflow_sh_migrates_a_postgresql_metadata_db_for_local_executor(postgres_url, tmp_path):
+    """The compose stack's Airflow configuration (LocalExecutor, psycopg2 URL) minus Docker."""
+    db = "airflow_entrypoint_test"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import psycopg2; c = psycopg2.connect('{postgres_url}/postgres');"
+            f"c.autocommit = True; c.cursor().execute('CREATE DATABASE {db}')",
+        ],
+        check=True,
+        timeout=60,
+    )
+    env = clean_env(
+        HOME=str(tmp_path),
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgres_url.replace(
+            "postgresql://", "postgresql+psycopg2://"
+        )
+        + f"/{db}",
+    )
+    migrated = run("airflow.sh", "db", "migrate", env=env)
+    assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+    check = run("airflow.sh", "db", "check", env=env, timeout=120)
+    assert check.returncode == 0, check.stderr[-2000:]
+    executor = run("airflow.sh", "config", "get-value", "core", "executor", env=env, timeout=120)
+    assert executor.stdout.strip() == "LocalExecutor"
