@@ -134,3 +134,21 @@ def test_metadata_url_errors_are_clear():
         pipeline_lib.metadata_connection_config(
             Settings(training=TrainingSettings(metadata_db_url="mysql://u:p@host"))
         )
+
+
+def test_importing_pipeline_modules_loads_no_tensorflow_or_tfx():
+    """The DAG side and the CLI import these modules; TF/TFX cost ~25 s cold."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, anomalyops_tfx.pipeline, anomalyops_tfx.runners.local_runner, "
+        "anomalyops_tfx.features, anomalyops_tfx.model, anomalyops_tfx.trainer, "
+        "anomalyops_tfx.preprocessing\n"
+        "heavy = [m for m in ('tensorflow', 'tfx', 'apache_beam', 'tensorflow_transform') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
