@@ -39,8 +39,8 @@ RUN_FN = "anomalyops_tfx.trainer.run_fn"
 
 
 def default_schema_path(settings: Settings) -> Path:
-    """The curated TFDV schema next to the feature spec: ``config/schema/schema.pbtxt``."""
-    return Path(settings.feature_spec_path).parent / "schema" / "schema.pbtxt"
+    """The curated TFDV schema the validation gate maintains (``ANOMALYOPS_VALIDATION__SCHEMA_PATH``)."""
+    return Path(settings.validation.schema_path)
 
 
 def span_of(day: dt.date) -> int:

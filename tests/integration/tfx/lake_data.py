@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from anomalyops.settings import PROJECT_ROOT
+from anomalyops.settings import Settings
 from anomalyops.spec import FeatureSpec
 
-CURATED_SCHEMA = PROJECT_ROOT / "config" / "schema" / "schema.pbtxt"
+CURATED_SCHEMA = Settings().validation.schema_path
 
 
 def write_schema(spec: FeatureSpec, day_frame: pd.DataFrame, out: Path) -> Path:

@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="first ingest the earlier validated days of the window (first run, new pipeline root)",
     )
-    parser.add_argument("--schema", help="TFDV schema (default: config/schema/schema.pbtxt)")
+    parser.add_argument(
+        "--schema", help="TFDV schema (default: ANOMALYOPS_VALIDATION__SCHEMA_PATH)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
