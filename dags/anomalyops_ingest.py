@@ -43,7 +43,8 @@ with DAG(
     schedule="@daily",
     start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.timezone.utc),
     catchup=True,
-    max_active_runs=4,
+    # One day at a time: each day's drift check compares with the previous validated day.
+    max_active_runs=1,
     default_args={
         "owner": "anomalyops",
         "retries": 2,

@@ -319,6 +319,7 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
             "-e",
             cfg.end.isoformat(),
             "--reset-dagruns",
+            "--continue-on-failures",  # the corrupt day fails by design; the rest must follow
             "-y",
         ],
         env=backfill_env,
