@@ -229,6 +229,9 @@ class Lake:
             f.write(data)
 
     def _swap_in(self, tmp: str, final: str) -> None:
+        if not self._renames_directories:
+            self._publish_by_copy(tmp, final)
+            return
         # Rename the old partition aside (not delete) before renaming the new one in, so that
         # at every instant one complete copy exists under a known name.
         old = None
@@ -244,4 +247,27 @@ class Lake:
             raise
         if old is not None:
             self.fs.rm(old, recursive=True)
+            log.info("replaced partition %s", self.uri(final))
+
+    @property
+    def _renames_directories(self) -> bool:
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        return bool({"file", "local"} & set(protocols))
+
+    def _publish_by_copy(self, tmp: str, final: str) -> None:
+        """Object stores have no directory rename: hide the old partition, copy, marker last.
+
+        Readers see either the old partition, none, or the new one (never a mix), and the
+        complete new copy stays in ``_tmp/`` until the marker is in place.
+        """
+        replaced = self.fs.exists(final)
+        if self.fs.exists(f"{final}/{SUCCESS}"):
+            self.fs.rm(f"{final}/{SUCCESS}")
+        if replaced:
+            self.fs.rm(final, recursive=True)
+        files = sorted(self.fs.find(tmp), key=lambda path: path.endswith(f"/{SUCCESS}"))
+        for path in files:
+            self.fs.copy(path, final + path[len(tmp) :])
+        self.fs.rm(tmp, recursive=True)
+        if replaced:
             log.info("replaced partition %s", self.uri(final))

@@ -26,16 +26,7 @@ pytestmark = pytest.mark.integration
 
 DAYS = [dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
 
-# Replacing a partition moves a directory with fs.mv(..., recursive=True); on S3, fsspec also
-# tries to copy the directory pseudo-key itself and fails (fsspec/s3fs#394). lake.py must move
-# the files (data first, _SUCCESS last) instead. Strict: this fails once lake.py is fixed.
-S3_DIRECTORY_MOVE = pytest.mark.xfail(
-    strict=True,
-    raises=FileNotFoundError,
-    reason="Lake._swap_in uses fs.mv(recursive=True), which fails on S3 (fsspec/s3fs#394)",
-)
 STORES = ["memory", "s3"]
-STORES_S3_KNOWN_BUG = ["memory", pytest.param("s3", marks=S3_DIRECTORY_MOVE)]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +82,7 @@ def test_settings_take_an_object_store_url_as_lake_root(object_store_settings):
     assert lake.partitions(Zone.RAW) == []
 
 
-@pytest.mark.parametrize("object_store_settings", STORES_S3_KNOWN_BUG, indirect=True)
+@pytest.mark.parametrize("object_store_settings", STORES, indirect=True)
 def test_landing_and_ingest_write_raw_partitions_to_the_object_store(object_store_settings):
     settings = object_store_settings
     lake = Lake(settings.lake_root)
@@ -112,7 +103,7 @@ def test_landing_and_ingest_write_raw_partitions_to_the_object_store(object_stor
     assert [p for p in lake.fs.find(lake.root) if "/_tmp/" in p] == []
 
 
-@pytest.mark.parametrize("object_store_settings", STORES_S3_KNOWN_BUG, indirect=True)
+@pytest.mark.parametrize("object_store_settings", STORES, indirect=True)
 def test_zone_operations_on_the_object_store(object_store_settings):
     settings = object_store_settings
     lake = Lake(settings.lake_root)
