@@ -126,7 +126,9 @@ def _quarantined_at_ingest(lake: Lake, day: dt.date) -> bool:
     if not lake.exists(Zone.QUARANTINE, day):
         return False
     try:
-        return json.loads(lake.read_file(Zone.QUARANTINE, day, "reason.json")).get("stage") == "ingest"
+        return (
+            json.loads(lake.read_file(Zone.QUARANTINE, day, "reason.json")).get("stage") == "ingest"
+        )
     except (FileNotFoundError, ValueError):
         return False
 

@@ -100,7 +100,9 @@ def read_maildir(maildir: str | Path) -> list[EmailMessage]:
 def serve(maildir: str | Path, host: str = "127.0.0.1", port: int = 8025) -> None:
     """Run until interrupted (the CLI's ``mail-sink``)."""
     with MailSink(maildir, host, port):
-        print(f"mail-sink: SMTP on {host}:{port}; messages saved as .eml in {Path(maildir).resolve()}")
+        print(
+            f"mail-sink: SMTP on {host}:{port}; messages saved as .eml in {Path(maildir).resolve()}"
+        )
         try:
             while True:
                 time.sleep(3600)

@@ -10,8 +10,7 @@ import pytest
 
 from anomalyops.lake import Lake, Zone
 from anomalyops.validation import report
-from tests.conftest import REPO_ROOT
-from tests.conftest import free_port, point_smtp_at
+from tests.conftest import REPO_ROOT, free_port, point_smtp_at
 
 pytestmark = pytest.mark.integration
 
