@@ -261,7 +261,18 @@ def collect_tasks(dag_id: str) -> None:
 
     with create_session() as s:
         dr = s.query(DagRun).filter_by(dag_id=dag_id).order_by(DagRun.id.desc()).first()
-        tasks = {ti.task_id: {"duration": ti.duration} for ti in dr.get_task_instances(session=s)}
+        tasks = {
+            ti.task_id: {
+                "duration": ti.duration
+                or (
+                    (ti.end_date - ti.start_date).total_seconds()
+                    if ti.start_date and ti.end_date
+                    else None
+                ),
+                "start": ti.start_date.timestamp() if ti.start_date else None,
+            }
+            for ti in dr.get_task_instances(session=s)
+        }
         print(json.dumps({"state": dr.state, "tasks": tasks}))
 
 
@@ -353,15 +364,15 @@ def report(results: dict, parse: dict) -> None:
                 continue
             ratio = f"{r['wall'] / local:8.2f}" if local else "       -"
             print(f"{mode:22} {r['state']!s:8} {r['wall']:8.1f} {ratio}")
+        # In the order the first scheduler-run mode started them (else alphabetical).
+        starts: dict[str, float] = {}
+        for r in by_mode.values():
+            for t, v in r.get("tasks", {}).items():
+                if isinstance(v, dict) and v.get("start") and t not in starts:
+                    starts[t] = v["start"]
         nodes = sorted(
             {t for r in by_mode.values() for t in r.get("tasks", {})},
-            key=lambda t: min(
-                (r["tasks"][t].get("start") or 0)
-                if isinstance(r.get("tasks", {}).get(t), dict)
-                else 0
-                for r in by_mode.values()
-                if t in r.get("tasks", {})
-            ),
+            key=lambda t: (starts.get(t, float("inf")), t),
         )
         modes = [m for m in by_mode if "tasks" in by_mode[m]]
         print("\nper component (s): " + " | ".join(modes))
