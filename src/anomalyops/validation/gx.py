@@ -115,11 +115,14 @@ def generated_expectations(spec: FeatureSpec) -> list[dict]:
         max_value={"$PARAMETER": "day_end"},
         strict_max=True,
     )
-    add(
-        "expect_compound_columns_to_be_unique",
-        "unique timestamp per entity",
-        column_list=spec.key_columns,
-    )
+    if spec.entity:
+        add(
+            "expect_compound_columns_to_be_unique",
+            "unique timestamp per entity",
+            column_list=spec.key_columns,
+        )
+    else:  # GX's compound check needs two columns
+        add("expect_column_values_to_be_unique", "unique timestamp", column=spec.timestamp.column)
     return out
 
 

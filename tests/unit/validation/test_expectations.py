@@ -53,6 +53,16 @@ def test_suite_covers_every_spec_rule():
     assert all(e["meta"]["source"] == "feature_spec" for e in exps)
 
 
+def test_a_spec_without_entity_gets_a_buildable_uniqueness_check():
+    from anomalyops.validation.gx import build_suite
+
+    spec = parse_spec({"name": "m", "timestamp": {"column": "ts"}, "features": [{"name": "v"}]})
+    exps = generated_expectations(spec)
+    assert by_type(exps, "expect_compound_columns_to_be_unique") == []
+    assert by_type(exps, "expect_column_values_to_be_unique") == [{"column": "ts"}]
+    build_suite(spec, [])  # GX accepts every generated expectation
+
+
 def test_curated_file_is_per_spec_and_validated(tmp_path):
     assert load_curated(tmp_path, SPEC) == []  # no file: no additions
     folder = tmp_path / "curated"
