@@ -29,7 +29,7 @@ import datetime as dt
 
 from airflow import DAG
 
-from anomalyops import tasks
+from anomalyops import alerts, tasks
 from anomalyops.datasets import VALIDATED
 from anomalyops.orchestration import airflow_dag, ir
 from anomalyops.settings import get_settings
@@ -47,8 +47,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     max_active_tasks=airflow_dag.max_active_tasks(settings),
-    # TODO(alerts): add on_failure_callback=anomalyops.alerts.task_failure_alert once it exists.
-    default_args=airflow_dag.default_args(settings),
+    default_args=airflow_dag.default_args(settings, on_failure_callback=alerts.on_failure_callback),
     tags=["anomalyops", "training", "tfx"],
     doc_md=__doc__,
 ) as dag:

@@ -32,6 +32,7 @@ def test_every_dag_has_tags_retries_docs_and_owner(dagbag):
         for task in dag.tasks:
             assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
             assert task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
+            assert task.on_failure_callback, f"{dag_id}.{task.task_id} would fail without an alert"
 
 
 def test_ingest_dag_shape(dagbag):
