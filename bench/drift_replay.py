@@ -33,7 +33,6 @@ def child(scenario: str, days: int, warmup: int, drift_after: int, rows: int, wo
     from anomalyops.airflow_env import airflow_env
 
     drift_start = START + dt.timedelta(days=warmup + drift_after)
-    os.environ.update(airflow_env(work / "airflow"))
     os.environ.update(
         {
             "ANOMALYOPS_START_DATE": START.isoformat(),
@@ -47,6 +46,8 @@ def child(scenario: str, days: int, warmup: int, drift_after: int, rows: int, wo
         }
     )
     os.environ.pop("ANOMALYOPS_API_URL", None)
+    # After our settings: Airflow's [smtp] is derived from ANOMALYOPS_SMTP__*.
+    os.environ.update(airflow_env(work / "airflow"))
     subprocess.run(
         [str(Path(sys.executable).parent / "anomalyops"), "compile-pipeline"], check=True
     )
