@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -43,23 +42,17 @@ def test_ingest_dag_shape(dagbag):
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_parses_fast_without_heavy_imports(dag_file):
-    """Parsing must not import TensorFlow/TFX/Beam and must take well under Airflow's timeout."""
+def test_dag_file_parses_without_heavy_imports(dag_file):
+    """Parsing must not import TensorFlow, TFX, Beam, GX or TFDV (each costs seconds to tens of
+    seconds, paid again on every re-parse). Parse *time* is a figure for
+    bench/bench_orchestration.py, not an assertion: it varies with machine load."""
     probe = (
-        "import sys, time, airflow; t = time.perf_counter();"
-        f"import runpy; runpy.run_path({str(dag_file)!r});"
-        "dt = time.perf_counter() - t;"
+        "import sys, runpy, airflow;"
+        f"runpy.run_path({str(dag_file)!r});"
         "heavy = [m for m in ('tensorflow', 'tfx', 'apache_beam', 'ml_metadata', 'great_expectations',"
         " 'tensorflow_data_validation') if m in sys.modules];"
-        "print(dt); print(','.join(heavy))"
+        "print(','.join(heavy) or '-')"
     )
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    parse_s, heavy = (
-        out.stdout.strip().splitlines()[-2:]
-        if out.stdout.strip().count("\n")
-        else (out.stdout.strip(), "")
-    )
-    assert heavy == "", f"{dag_file.name} imports {heavy} at parse time"
-    assert float(parse_s) < 2.0, f"{dag_file.name} took {parse_s}s to parse"
-    assert time.perf_counter() - start < 60
+    heavy = out.stdout.strip().splitlines()[-1]
+    assert heavy == "-", f"{dag_file.name} imports {heavy} at parse time"
