@@ -19,6 +19,10 @@ whole window. PostgreSQL (Debian's ``postgresql`` package) is started on loopbac
 
     .venv/bin/python bench/bench_orchestration.py --rows 10000,100000 --days 3
 
+``--repeat N`` interleaves the modes (local, production, local, production, ...) and reports
+each run against the ``LocalDagRunner`` run next to it, then the medians: on a shared machine
+load shifts over minutes, and runs far apart in time are not comparable.
+
 The compiled pipeline goes stale (and the Airflow runs stop at ``check_compiled_pipeline``) if
 the pipeline code changes while the benchmark runs: in a shared working tree, run it from a
 copy (``PYTHONPATH=<copy>/src:<copy>/tfx_components python <copy>/bench/bench_orchestration.py``).
@@ -31,6 +35,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,8 +121,8 @@ def setup_size(size_dir: Path, rows: int, days: int, modes: list[str]) -> None:
     with no_ephemeral_sdist():
         for day in dates[:-1]:
             LocalDagRunner().run(create_ingest_pipeline(settings, spec, day))
-    for mode in modes:
-        mode_root = size_dir / mode
+    for key in modes:
+        mode_root = size_dir / key.replace("#", "-")
         shutil.copytree(settings.pipeline_root, mode_root / "tfx")
         menv = base_env(mode_root, rows, EPOCHS, days)
         os.environ.update({k: v for k, v in menv.items() if k.startswith("ANOMALYOPS_")})
@@ -210,8 +215,10 @@ def airflow_driver(mode: str) -> None:
     print(json.dumps({"state": state, "wall": wall, "registered_after": registered, "tasks": tis}))
 
 
-def run_mode(mode: str, size_dir: Path, rows: int, days: int, pg_url: str | None) -> dict:
-    root = size_dir / mode
+def run_mode(key: str, size_dir: Path, rows: int, days: int, pg_url: str | None) -> dict:
+    """Time one run; ``key`` is a mode, or ``mode#n`` for the n-th repetition of it."""
+    mode = key.split("#")[0]
+    root = size_dir / key.replace("#", "-")
     env = base_env(root, rows, EPOCHS, days)
     logf = root / "run.log"
     if mode == "local":
@@ -220,7 +227,7 @@ def run_mode(mode: str, size_dir: Path, rows: int, days: int, pg_url: str | None
     if mode.startswith("production"):
         if pg_url is None:
             raise RuntimeError("PostgreSQL is not available")
-        db = f"bench_{rows}_{mode.replace('-', '_')}"
+        db = f"bench_{rows}_{key.replace('-', '_').replace('#', '_')}"
         subprocess.run(
             ["su", "postgres", "-c", f"createdb -h 127.0.0.1 -p {PG_PORT} {db}"], check=True
         )
@@ -251,7 +258,7 @@ def run_mode(mode: str, size_dir: Path, rows: int, days: int, pg_url: str | None
     )
     (root / "driver.err").write_text(out.stderr)
     if out.returncode != 0:
-        raise RuntimeError(f"{mode} driver failed; see {root / 'driver.err'}")
+        raise RuntimeError(f"{key} driver failed; see {root / 'driver.err'}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -356,14 +363,28 @@ def report(results: dict, parse: dict) -> None:
         print(
             f"\n## {rows} rows/day x {DAYS} days ({rows * DAYS} rows in the window), {EPOCHS} epochs"
         )
-        local = by_mode.get("local", {}).get("wall")
-        print(f"{'mode':22} {'state':8} {'wall s':>8} {'x local':>8}")
-        for mode, r in by_mode.items():
+        print(f"{'run':24} {'state':8} {'wall s':>8} {'x local':>8}")
+        for key, r in by_mode.items():
             if "error" in r:
-                print(f"{mode:22} {'ERROR':8} {r['error']}")
+                print(f"{key:24} {'ERROR':8} {r['error']}")
                 continue
+            # Against the LocalDagRunner run of the same repetition: runs next to each other in
+            # time see the same machine load.
+            rep = key.partition("#")[2]
+            local = by_mode.get(f"local#{rep}" if rep else "local", {}).get("wall")
             ratio = f"{r['wall'] / local:8.2f}" if local else "       -"
-            print(f"{mode:22} {r['state']!s:8} {r['wall']:8.1f} {ratio}")
+            print(f"{key:24} {r['state']!s:8} {r['wall']:8.1f} {ratio}")
+        walls: dict[str, list[float]] = {}
+        for key, r in by_mode.items():
+            if "wall" in r and r.get("state") in ("success", "see log"):
+                walls.setdefault(key.split("#")[0], []).append(r["wall"])
+        if any(len(w) > 1 for w in walls.values()):
+            local_med = statistics.median(walls["local"]) if "local" in walls else None
+            print(f"\n{'mode (median)':24} {'runs':>8} {'wall s':>8} {'x local':>8}")
+            for mode, w in walls.items():
+                med = statistics.median(w)
+                ratio = f"{med / local_med:8.2f}" if local_med else "       -"
+                print(f"{mode:24} {len(w):8d} {med:8.1f} {ratio}")
         # In the order the first scheduler-run mode started them (else alphabetical).
         starts: dict[str, float] = {}
         for r in by_mode.values():
@@ -392,6 +413,12 @@ def main() -> int:
     p.add_argument("--days", type=int, default=3, help="validated days in the training window")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every mode this many times, interleaved (local, production, local, ...)",
+    )
     p.add_argument("--workdir", help="default: a new temp dir (kept, for the logs)")
     p.add_argument("--driver", help=argparse.SUPPRESS)
     p.add_argument("--collect", help=argparse.SUPPRESS)
@@ -405,6 +432,8 @@ def main() -> int:
         collect_tasks(args.collect)
         return 0
     modes = [m for m in args.modes.split(",") if m]
+    if args.repeat > 1 and not args.setup:
+        modes = [f"{m}#{r}" for r in range(1, args.repeat + 1) for m in modes]
     if args.setup:
         setup_size(Path(args.setup[0]), int(args.setup[1]), DAYS, args.setup[2].split(","))
         return 0
@@ -438,7 +467,9 @@ def main() -> int:
             )
             results[rows] = {}
             if not parse:  # with a compiled pipeline, so the DAG has all its tasks
-                parse = parse_times(base_env(size_dir / modes[0], rows, EPOCHS, DAYS))
+                parse = parse_times(
+                    base_env(size_dir / modes[0].replace("#", "-"), rows, EPOCHS, DAYS)
+                )
                 log(f"parse times {parse}")
             for mode in modes:
                 log(f"{rows} rows/day: {mode}")
