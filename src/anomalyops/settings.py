@@ -55,6 +55,12 @@ class TrainingSettings(BaseModel):
 
     window_days: int = Field(default=14, ge=1)
     """Train on the validated spans (days) of the last ``window_days`` days ingested."""
+    window_restart_drift_score: float | None = Field(default=0.75, gt=0.0)
+    """A day whose largest drift score in the validation gate's report (Jensen-Shannon
+    divergence vs the previous validated day) reaches this starts a new regime: the window then
+    begins at that day, so a sudden shift is learnt from the next run on instead of after
+    ``window_days`` days. Above the gate's warning threshold, so ordinary day-to-day variation
+    does not cut the window. None: never restart."""
     eval_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     """Share of rows (hashed by timestamp) held out for early stopping and the evaluation gate."""
     epochs: int = Field(default=30, ge=1)
@@ -114,7 +120,11 @@ class ValidationSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ANOMALYOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="ANOMALYOPS_",
+        env_nested_delimiter="__",
+        env_parse_none_str="null",  # ``...=null`` unsets an optional setting
+        extra="forbid",
+        frozen=True,
     )
 
     environment: Literal["development", "production"] = "development"

@@ -8,7 +8,7 @@ Graph (see docs/pipeline.md)::
 
     ExampleGen (newest validated day = one span)
       -> StatisticsGen -> ExampleValidator (+ ImportSchemaGen) -> AnomaliesGate
-      -> window_resolver (last N spans) -> Transform -> Trainer
+      -> window_resolver (last N spans, from the newest regime start) -> Transform -> Trainer
       -> EvaluationGate (+ latest_blessed_model_resolver) -> Pusher -> ServingNotifier
 """
 
@@ -160,13 +160,13 @@ def create_pipeline(
     from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
         LatestBlessedModelStrategy,
     )
-    from tfx.dsl.input_resolution.strategies.span_range_strategy import SpanRangeStrategy
-    from tfx.proto import range_config_pb2, trainer_pb2
+    from tfx.proto import trainer_pb2
     from tfx.types import channel, standard_artifacts
 
     from anomalyops_tfx.components.anomalies_gate.component import AnomaliesGate
     from anomalyops_tfx.components.evaluation_gate.component import EvaluationGate
     from anomalyops_tfx.components.pusher.component import AtomicPusher
+    from anomalyops_tfx.components.regime_window.strategy import RegimeWindowStrategy
     from anomalyops_tfx.components.serving_notifier.component import ServingNotifier
     from anomalyops_tfx.trainer import TRAINING_KEY, training_config
 
@@ -185,12 +185,14 @@ def create_pipeline(
         allowed_anomaly_types=t.allowed_anomaly_types,
     )
     window = resolver.Resolver(
-        strategy_class=SpanRangeStrategy,
-        config={
-            "range_config": range_config_pb2.RangeConfig(
-                rolling_range=range_config_pb2.RollingRange(num_spans=t.window_days)
-            )
-        },
+        strategy_class=RegimeWindowStrategy,
+        # The IR cannot carry None: leaving the key out means "never restart".
+        config={"num_spans": t.window_days}
+        | (
+            {"restart_score": t.window_restart_drift_score}
+            if t.window_restart_drift_score is not None
+            else {}
+        ),
         # A plain channel (not ExampleGen's output channel): the latter would be limited to
         # this pipeline run's context and so see only today's span.
         examples=channel.Channel(

@@ -49,3 +49,22 @@ def test_partitions_need_success_marker(tmp_path):
         logic.check_partitions_complete([str(p / "part-00000.parquet") for p in (done, partial)])
     with pytest.raises(FileNotFoundError):
         logic.check_partitions_complete([])
+
+
+def test_drift_score_of_a_day_comes_from_the_gates_report(tmp_path):
+    import datetime as dt
+    import json
+
+    from anomalyops.lake import Lake
+    from anomalyops.validation import report
+    from anomalyops_tfx.components.lake_example_gen.executor import drift_score_of_day
+
+    lake = Lake(str(tmp_path))
+    day = dt.date(2026, 11, 2)
+    assert drift_score_of_day(str(tmp_path), day) is None  # no report: no score
+    scores = {"scores": [{"feature": "flow", "value": 0.4}, {"feature": "rpm", "value": 0.9}]}
+    report.write_report(lake, day, {report.DRIFT_JSON: json.dumps(scores).encode()}, meta={})
+    assert drift_score_of_day(str(tmp_path), day) == pytest.approx(0.9)
+    report.write_report(lake, day, {report.DRIFT_JSON: b"{not json"}, meta={})
+    with pytest.raises(ValueError, match=r"drift\.json is not valid JSON"):
+        drift_score_of_day(str(tmp_path), day)

@@ -81,7 +81,10 @@ def test_window_and_baseline_read_across_runs(built):
             for channel in spec.channels:
                 types = [q.type.name for q in channel.context_queries]
                 assert "pipeline_run" not in types, node_id
-    assert '\\"num_spans\\": 5' in str(nodes["window_resolver"].inputs)
+    window = str(nodes["window_resolver"].inputs)
+    assert "regime_window.strategy.RegimeWindowStrategy" in window
+    assert 'key: "num_spans"' in window and "int_value: 5" in window
+    assert 'key: "restart_score"' in window
 
 
 def test_beam_args_and_split_pattern(built):
@@ -152,3 +155,20 @@ def test_importing_pipeline_modules_loads_no_tensorflow_or_tfx():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_window_restart_can_be_switched_off(tmp_path):
+    from tfx.dsl.compiler import compiler
+
+    settings = Settings(
+        lake_root=str(tmp_path / "lake"),
+        pipeline_root=tmp_path / "tfx",
+        training=TrainingSettings(window_restart_drift_score=None),
+    )
+    pipeline = pipeline_lib.create_pipeline(
+        settings, load_spec(settings.feature_spec_path), schema_path=str(tmp_path / "s.pbtxt")
+    )
+    ir = compiler.Compiler().compile(pipeline)
+    (window,) = [n for n in ir.nodes if n.pipeline_node.node_info.id == "window_resolver"]
+    assert "RegimeWindowStrategy" in str(window.pipeline_node.inputs)
+    assert "restart_score" not in str(window.pipeline_node.inputs)

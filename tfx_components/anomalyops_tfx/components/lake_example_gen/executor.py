@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 from typing import Any
 
@@ -12,6 +14,7 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
 
 from anomalyops_tfx.components.lake_example_gen import logic
+from anomalyops_tfx.components.regime_window.logic import DRIFT_SCORE_PROPERTY, max_drift_score
 
 
 class _TableToExamples(beam.DoFn):
@@ -43,3 +46,35 @@ class Executor(BaseExampleGenExecutor):
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _LakeParquetToExample
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        super().Do(input_dict, output_dict, exec_properties)
+        span = exec_properties.get("span")
+        if span is None:
+            return
+        score = drift_score_of_day(
+            exec_properties[standard_component_specs.INPUT_BASE_KEY],
+            dt.date(1970, 1, 1) + dt.timedelta(days=int(span)),
+        )
+        if score is None:
+            return
+        # Read by the training window's resolver (regime_window): a sudden shift restarts it.
+        for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
+            examples.set_float_custom_property(DRIFT_SCORE_PROPERTY, score)
+
+
+def drift_score_of_day(lake_root: str, day: dt.date) -> float | None:
+    """The validation gate's largest drift score for ``day`` (None without a drift report)."""
+    from anomalyops.lake import Lake
+    from anomalyops.validation import report
+
+    lake = Lake(lake_root)
+    path = report.report_path(lake, day, report.DRIFT_JSON)
+    if not lake.fs.exists(path):
+        logging.info("No drift report for %s at %s: span carries no drift score", day, path)
+        return None
+    with lake.fs.open(path, "rb") as f:
+        try:
+            return max_drift_score(json.load(f))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"drift report {lake.uri(path)} is not valid JSON: {exc}") from exc
