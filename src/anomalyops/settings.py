@@ -42,6 +42,8 @@ class SimulatorSettings(BaseModel):
     seed: int = 42
     rows_per_day: int = Field(default=1440, ge=1)
     anomaly_rate: float = Field(default=0.01, ge=0.0, le=0.5)
+    max_event_share: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Largest share of a day's anomalous rows one anomaly event may take (see the simulator)."""
     drift_start: dt.date | None = None
     """First drifted day; None means ``start_date`` + 14 days."""
     corrupt_days: dict[
@@ -75,6 +77,10 @@ class TrainingSettings(BaseModel):
     no_regression_margin: float = Field(default=0.02, ge=0.0, le=1.0)
     """Blessed iff AUC-PR >= the blessed model's minus this (without labels: mean score <=
     the blessed model's x (1 + this))."""
+    stale_false_alarm_rate: float | None = Field(default=0.05, gt=0.0, lt=1.0)
+    """The blessed model is stale, and any sane candidate replaces it, when at the threshold it
+    is served with it alarms on more than this share of the normal held-out rows (it was
+    calibrated for ``1 - threshold_quantile``). None: only the AUC-PR comparison decides."""
     min_eval_rows: int = Field(default=50, ge=1)
     allowed_anomaly_types: list[str] = []
     """ExampleValidator anomaly types (e.g. ``SCHEMA_NEW_COLUMN``) that do not fail the run."""
@@ -85,6 +91,17 @@ class TrainingSettings(BaseModel):
     """How long the serving notifier waits for the API to serve the pushed version."""
     notify_poll_interval_s: float = Field(default=2.0, gt=0.0)
     enable_cache: bool = True
+
+    @model_validator(mode="after")
+    def _stale_rate_above_calibration(self) -> TrainingSettings:
+        promised = 1.0 - self.threshold_quantile
+        if self.stale_false_alarm_rate is not None and self.stale_false_alarm_rate <= promised:
+            raise ValueError(
+                f"stale_false_alarm_rate ({self.stale_false_alarm_rate}) must exceed the false-alarm "
+                f"rate the threshold is calibrated for (1 - threshold_quantile = {promised:.4g}), "
+                "or every blessed model would count as stale"
+            )
+        return self
 
 
 class OrchestrationSettings(BaseModel):

@@ -27,3 +27,11 @@ def test_a_bad_value_names_the_setting(monkeypatch):
     monkeypatch.setenv("ANOMALYOPS_TRAINING__WINDOW_RESTART_DRIFT_SCORE", "high")
     with pytest.raises(pydantic.ValidationError, match="window_restart_drift_score"):
         Settings()
+
+
+def test_stale_rate_must_exceed_what_the_threshold_promises(monkeypatch):
+    monkeypatch.setenv("ANOMALYOPS_TRAINING__STALE_FALSE_ALARM_RATE", "0.005")
+    with pytest.raises(pydantic.ValidationError, match="stale_false_alarm_rate"):
+        Settings()
+    monkeypatch.setenv("ANOMALYOPS_TRAINING__STALE_FALSE_ALARM_RATE", "null")
+    assert Settings().training.stale_false_alarm_rate is None

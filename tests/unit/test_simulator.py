@@ -82,3 +82,17 @@ def test_corruptions_break_the_day(kind):
     bad = corrupt(df, SPEC, kind)
     assert not bad.equals(df)
     assert df.equals(simulate_day(SPEC, DAY, SimulatorConfig(rows_per_day=100))), "input untouched"
+
+
+def test_max_event_share_splits_a_days_anomalies_into_several_events():
+    def events(share: float) -> int:
+        cfg = SimulatorConfig(rows_per_day=1440, anomaly_rate=0.03, max_event_share=share)
+        labels = simulate_day(SPEC, DAY, cfg)[SPEC.label_column].to_numpy()
+        return int((np.diff(np.concatenate([[0], labels])) == 1).sum()), int(labels.sum())
+
+    few, budget = events(1.0)
+    many, same_budget = events(0.2)
+    assert same_budget == budget == round(0.03 * 1440)
+    assert many >= 5 and many > few
+    with pytest.raises(ValueError, match="max_event_share"):
+        SimulatorConfig(max_event_share=0)

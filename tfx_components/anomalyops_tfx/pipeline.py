@@ -236,6 +236,8 @@ def create_pipeline(
         examples=window.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
+        baseline_blessing=baseline.outputs["model_blessing"],
+        stale_false_alarm_rate=t.stale_false_alarm_rate,
         feature_spec=spec_config,
         threshold_quantile=t.threshold_quantile,
         no_regression_margin=t.no_regression_margin,

@@ -36,6 +36,10 @@ class SimulatorConfig:
     scenario: Scenario = "none"
     drift_start: dt.date | None = None
     anomaly_rate: float = 0.01
+    max_event_share: float = 1.0
+    """Largest share of a day's anomalous rows one event may take. At 1.0 a single long event
+    (a 45-minute stuck sensor) can fill a day's budget, and a day then shows one kind of
+    anomaly; lower values give each day several events, which per-day metrics need."""
     gradual_sigma_per_day: float = 0.12
     sudden_shift_sigma: float = 3.5
 
@@ -44,6 +48,8 @@ class SimulatorConfig:
             raise ValueError(f"unknown drift scenario {self.scenario!r}; choose one of {SCENARIOS}")
         if self.rows_per_day < 1:
             raise ValueError(f"rows_per_day must be >= 1, got {self.rows_per_day}")
+        if not 0.0 < self.max_event_share <= 1.0:
+            raise ValueError(f"max_event_share must be in (0, 1], got {self.max_event_share}")
         if self.scenario != "none" and self.drift_start is None:
             raise ValueError(f"scenario {self.scenario!r} needs a drift_start date")
 
@@ -148,7 +154,7 @@ def simulate_day(
     loadings[:, 1] *= flip
     z = factors @ loadings.T + rng.normal(size=(n_rows, len(plant.center))) * plant.noise + offset
     labels = np.zeros(n_rows, dtype=np.int8)
-    _inject_anomalies(z, labels, factors, loadings, rng, cfg.anomaly_rate)
+    _inject_anomalies(z, labels, factors, loadings, rng, cfg.anomaly_rate, cfg.max_event_share)
 
     values = np.clip(plant.center + z * plant.sigma, plant.low, plant.high)
     start = pd.Timestamp(day, tz="UTC")
@@ -169,14 +175,18 @@ def _inject_anomalies(
     loadings: np.ndarray,
     rng: np.random.Generator,
     rate: float,
+    max_event_share: float = 1.0,
 ) -> None:
     n_rows, n_sensors = z.shape
     budget = round(rate * n_rows)
+    longest = max(1, round(budget * max_event_share))
     while labels.sum() < budget:
         kind = ANOMALY_KINDS[rng.integers(len(ANOMALY_KINDS))]
         sensor = rng.integers(n_sensors)
         length = {"spike": 1, "level_shift": 30, "stuck": 45, "broken_correlation": 40}[kind]
-        length = int(min(length * rng.uniform(0.5, 1.5), max(1, budget - labels.sum()), n_rows))
+        length = int(
+            min(length * rng.uniform(0.5, 1.5), longest, max(1, budget - labels.sum()), n_rows)
+        )
         start = int(rng.integers(0, n_rows - length + 1))
         window = slice(start, start + length)
         sign = rng.choice([-1.0, 1.0])

@@ -153,3 +153,39 @@ def test_report_is_strict_json_and_readable():
     md = logic.report_markdown(report)
     assert md.startswith("# Evaluation gate: BLESSED")
     assert "| auc_pr |" in md and "none" in md
+
+
+def test_a_stale_baseline_is_replaced_even_when_it_still_ranks_well():
+    scores, labels = _labelled(4.0)
+    cand = logic.evaluate(scores * 0.5 + _labelled(0.0, seed=3)[0], labels, 0.99)
+    base = logic.evaluate(scores, labels, 0.99)
+    # Served with a threshold far below today's scores: it alarms on every row.
+    served = logic.with_served_threshold(base, scores, labels, threshold=-1.0)
+    assert served.served_false_alarm_rate == 1.0
+    decision = logic.decide(cand, served, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    assert decision.blessed and decision.rule == "stale_baseline"
+    assert "alarms on 100.0% of the normal evaluation rows" in decision.reasons[0]
+    # Without the rule (or with a baseline that still fits) the AUC-PR comparison decides.
+    plain = logic.decide(cand, served, margin=0.02, min_rows=10)
+    assert plain.rule == "auc_pr_no_regression" and not plain.blessed
+    fits = logic.with_served_threshold(base, scores, labels, threshold=base.threshold)
+    assert fits.served_false_alarm_rate <= 0.05
+    kept = logic.decide(cand, fits, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    assert kept.rule == "auc_pr_no_regression" and not kept.blessed
+
+
+def test_a_stale_baseline_does_not_excuse_an_insane_candidate():
+    scores, labels = _labelled(4.0)
+    base = logic.with_served_threshold(
+        logic.evaluate(scores, labels, 0.99), scores, labels, threshold=-1.0
+    )
+    broken = logic.evaluate(np.full(scores.shape, np.nan), labels, 0.99)
+    decision = logic.decide(broken, base, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    assert not decision.blessed and decision.rule == "sanity"
+
+
+def test_served_false_alarm_rate_without_labels_counts_all_rows():
+    scores = np.linspace(0.0, 1.0, 101)
+    ev = logic.evaluate(scores, None, 0.99)
+    rate = logic.with_served_threshold(ev, scores, None, 0.5).served_false_alarm_rate
+    assert rate == pytest.approx(50 / 101)

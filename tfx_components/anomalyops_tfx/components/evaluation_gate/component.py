@@ -18,11 +18,14 @@ class EvaluationGateSpec(ComponentSpec):
         "no_regression_margin": ExecutionParameter(type=float),
         "min_eval_rows": ExecutionParameter(type=int),
         "eval_split": ExecutionParameter(type=str),
+        "stale_false_alarm_rate": ExecutionParameter(type=float, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "model": ChannelParameter(type=standard_artifacts.Model),
         "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        # The baseline's blessing carries the threshold it is served with.
+        "baseline_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
     }
     OUTPUTS = {"blessing": ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
@@ -43,6 +46,8 @@ class EvaluationGate(base_component.BaseComponent):
         no_regression_margin: float,
         min_eval_rows: int = 1,
         baseline_model: channel.BaseChannel | None = None,
+        baseline_blessing: channel.BaseChannel | None = None,
+        stale_false_alarm_rate: float | None = None,
         eval_split: str = "eval",
     ):
         super().__init__(
@@ -50,6 +55,8 @@ class EvaluationGate(base_component.BaseComponent):
                 examples=examples,
                 model=model,
                 baseline_model=baseline_model,
+                baseline_blessing=baseline_blessing,
+                stale_false_alarm_rate=stale_false_alarm_rate,
                 custom_config=json.dumps({"feature_spec": feature_spec}, sort_keys=True),
                 threshold_quantile=threshold_quantile,
                 no_regression_margin=no_regression_margin,

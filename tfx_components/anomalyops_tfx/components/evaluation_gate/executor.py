@@ -89,6 +89,8 @@ class Executor(base_executor.BaseExecutor):
         spec = spec_from_config(exec_properties["custom_config"])
         quantile = float(exec_properties["threshold_quantile"])
         margin = float(exec_properties["no_regression_margin"])
+        stale = exec_properties.get("stale_false_alarm_rate")
+        stale = None if stale is None else float(stale)
         min_rows = int(exec_properties["min_eval_rows"])
         split = exec_properties.get("eval_split") or "eval"
 
@@ -101,10 +103,20 @@ class Executor(base_executor.BaseExecutor):
         if dropped:
             logging.warning("Evaluation skips %d row(s) with missing feature values", dropped)
         cand_eval = logic.evaluate(score_model(candidate, columns), labels, quantile)
-        base_eval = (
-            logic.evaluate(score_model(baseline, columns), labels, quantile) if baseline else None
+        base_eval = None
+        if baseline is not None:
+            base_scores = score_model(baseline, columns)
+            base_eval = logic.evaluate(base_scores, labels, quantile)
+            served = served_threshold(input_dict.get("baseline_blessing") or [])
+            if served is not None:
+                base_eval = logic.with_served_threshold(base_eval, base_scores, labels, served)
+        decision = logic.decide(
+            cand_eval,
+            base_eval,
+            margin=margin,
+            min_rows=min_rows,
+            stale_false_alarm_rate=stale,
         )
-        decision = logic.decide(cand_eval, base_eval, margin=margin, min_rows=min_rows)
 
         report = {
             "blessed": decision.blessed,
@@ -121,6 +133,7 @@ class Executor(base_executor.BaseExecutor):
             "threshold": cand_eval.threshold,
             "threshold_quantile": quantile,
             "margin": margin,
+            "stale_false_alarm_rate": stale,
             "eval_split": split,
             "rows_dropped_missing_features": dropped,
             "spans": span_dates(examples),
@@ -152,6 +165,14 @@ class Executor(base_executor.BaseExecutor):
             "; ".join(decision.reasons),
             logic.report_markdown(report),
         )
+
+
+def served_threshold(blessings: list[types.Artifact]) -> float | None:
+    """The threshold the baseline is served with: the one its blessing calibrated."""
+    for blessing in blessings:
+        if blessing.has_custom_property("threshold"):
+            return float(blessing.get_float_custom_property("threshold"))
+    return None
 
 
 def _span_range(dates: list[str]) -> list[str]:

@@ -11,12 +11,16 @@ Rules (docs/pipeline.md explains why):
   calibrated the same way): with labels, ``auc_pr >= baseline auc_pr - margin``; without
   labels, ``mean score <= baseline mean score * (1 + margin)`` (a proxy: both scores are
   reconstruction errors in standardized units of each model's own training data).
+- **Stale baseline**: before that comparison, the blessed model is also scored *as it is
+  served*, at its own threshold. If it alarms there on more than ``stale_false_alarm_rate`` of
+  the normal rows (it was calibrated for ``1 - quantile``), the data has moved away from it:
+  its ranking may still look fine, but its alarms are useless, and a sane candidate replaces it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -31,6 +35,10 @@ class Evaluation:
     labelled: bool
     positives: int = 0
     scores_finite: bool = True
+    served_threshold: float | None = None
+    """For the blessed baseline: the threshold it is served with (from its blessing)."""
+    served_false_alarm_rate: float | None = None
+    """Share of normal rows (all rows when unlabelled) alarmed at ``served_threshold``."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +141,16 @@ def evaluate(scores: np.ndarray, labels: np.ndarray | None, quantile: float) -> 
     )
 
 
+def with_served_threshold(
+    evaluation: Evaluation, scores: np.ndarray, labels: np.ndarray | None, threshold: float
+) -> Evaluation:
+    """``evaluation`` plus the false-alarm rate at the threshold the model is served with."""
+    scores = np.asarray(scores, dtype=np.float64)
+    normal = scores if labels is None else scores[np.asarray(labels) == 0]
+    rate = float(np.mean(normal > threshold)) if normal.size else float("nan")
+    return replace(evaluation, served_threshold=float(threshold), served_false_alarm_rate=rate)
+
+
 def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
@@ -154,6 +172,7 @@ def decide(
     *,
     margin: float,
     min_rows: int = 1,
+    stale_false_alarm_rate: float | None = None,
 ) -> Decision:
     """Bless or not, with the reasons spelled out for the report."""
     problems = sanity_problems(candidate, min_rows)
@@ -166,6 +185,18 @@ def decide(
     if not baseline.scores_finite:
         return Decision(
             True, ["the blessed model produces non-finite scores on these rows"], "sanity"
+        )
+    served = baseline.served_false_alarm_rate
+    if stale_false_alarm_rate is not None and _finite(served) and served > stale_false_alarm_rate:
+        return Decision(
+            True,
+            [
+                f"the blessed model, at the threshold it is served with "
+                f"({baseline.served_threshold:.4f}), alarms on {served:.1%} of the normal "
+                f"evaluation rows (stale above {stale_false_alarm_rate:.1%}): the data has moved "
+                "away from it, and the candidate, calibrated on these rows, replaces it"
+            ],
+            rule="stale_baseline",
         )
 
     cand_auc, base_auc = candidate.metrics.get("auc_pr"), baseline.metrics.get("auc_pr")
@@ -243,6 +274,11 @@ def report_markdown(report: dict) -> str:
     for key in keys:
         b = _fmt(base["metrics"].get(key)) if base else "-"
         lines.append(f"| {key} | {_fmt(cand['metrics'].get(key))} | {b} |")
+    if base and base.get("served_threshold") is not None:
+        lines += [
+            f"| threshold it is served with | - | {_fmt(base['served_threshold'])} |",
+            f"| false-alarm rate as served | - | {_fmt(base['served_false_alarm_rate'])} |",
+        ]
     return "\n".join(lines) + "\n"
 
 
