@@ -38,11 +38,19 @@ def child(
     drift_after: int,
     rows: int,
     anomaly_rate: float,
+    max_event_share: float,
     work: Path,
 ) -> dict:
     """One scenario, in this process: Airflow must be configured before it is imported."""
-    from anomalyops.airflow_env import airflow_env
+    import socket
 
+    from anomalyops.airflow_env import airflow_env
+    from anomalyops.mail_sink import MailSink
+
+    with socket.socket() as probe:  # a free loopback port for this scenario's mail sink
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = probe.getsockname()[1]
+    sink = MailSink(work / "mail", port=smtp_port).start()
     drift_start = START + dt.timedelta(days=warmup + drift_after)
     os.environ.update(
         {
@@ -54,7 +62,9 @@ def child(
             "ANOMALYOPS_SIMULATOR__DRIFT_START": drift_start.isoformat(),
             "ANOMALYOPS_SIMULATOR__ROWS_PER_DAY": str(rows),
             "ANOMALYOPS_SIMULATOR__ANOMALY_RATE": str(anomaly_rate),
-            "ANOMALYOPS_SMTP__PORT": "1",  # no sink: alerts fail to send, which is logged
+            "ANOMALYOPS_SIMULATOR__MAX_EVENT_SHARE": str(max_event_share),
+            "ANOMALYOPS_SMTP__HOST": "127.0.0.1",
+            "ANOMALYOPS_SMTP__PORT": str(smtp_port),
         }
     )
     os.environ.pop("ANOMALYOPS_API_URL", None)
@@ -95,7 +105,8 @@ def child(
         row = {
             "day": day.isoformat(),
             "drifted": scenario != "none" and day >= drift_start,
-            "gate": str(run.state),
+            "ingest": str(run.state),
+            "gate": _gate_decision(work, day),
             "served_version": served,
             "served_training_spans": _training_spans(work / "serving", served),
             "retrained": _evaluate(work, day, served),
@@ -106,15 +117,25 @@ def child(
         row["seconds"] = round(time.perf_counter() - t0, 1)
         timeline.append(row)
         print(json.dumps(row), flush=True)
-    return {
+    result = {
         "scenario": scenario,
         "drift_start": drift_start.isoformat(),
         "frozen_version": frozen,
         "rows_per_day": rows,
         "anomaly_rate": anomaly_rate,
+        "max_event_share": max_event_share,
+        "alert_emails": [m["Subject"] for m in sink.messages()],
         "training": {k: v for k, v in os.environ.items() if k.startswith("ANOMALYOPS_TRAINING__")},
         "timeline": timeline,
     }
+    sink.stop()
+    return result
+
+
+def _gate_decision(work: Path, day: dt.date) -> str:
+    """The validation gate's verdict and outcome for ``day`` (e.g. ``warn/promoted``)."""
+    gate = json.loads((work / "lake" / "reports" / f"ds={day}" / "gate.json").read_text())
+    return f"{gate['decision']}/{gate['outcome']}"
 
 
 def _newest_version(serving: Path) -> int | None:
@@ -171,6 +192,26 @@ def _evaluate(work: Path, day: dt.date, version: int) -> dict:
     }
 
 
+def summarize(res: dict) -> dict:
+    """Mean F1 before/after the drift for both arms, and how soon retraining got back."""
+    pre = [r for r in res["timeline"] if not r["drifted"]]
+    post = [r for r in res["timeline"] if r["drifted"]]
+
+    def mean(rows: list[dict], arm: str) -> float | None:
+        return round(sum(r[arm]["f1"] for r in rows) / len(rows), 3) if rows else None
+
+    out = {
+        "f1_before_drift": {"retrained": mean(pre, "retrained"), "frozen": mean(pre, "frozen")},
+        "f1_after_drift": {"retrained": mean(post, "retrained"), "frozen": mean(post, "frozen")},
+    }
+    baseline = out["f1_before_drift"]["retrained"]
+    if baseline and post:
+        back = [i for i, r in enumerate(post) if r["retrained"]["f1"] >= 0.8 * baseline]
+        # Day 0 is the first drifted day; its served model was trained before the drift.
+        out["days_after_drift_until_f1_within_80pct"] = back[0] if back else None
+    return out
+
+
 def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -216,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         help="labelled share of rows; at 1 %% a day holds one or two anomaly events, too few "
         "for a per-day F1 that says anything",
     )
+    parser.add_argument(
+        "--max-event-share",
+        type=float,
+        default=0.2,
+        help="largest share of a day's anomalous rows one event may take (several kinds a day)",
+    )
     parser.add_argument("--out", default=str(ROOT / "var" / "bench"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -229,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             args.drift_after,
             args.rows_per_day,
             args.anomaly_rate,
+            args.max_event_share,
             Path(args.work),
         )
         (Path(args.work) / "result.json").write_text(json.dumps(res, indent=1))
@@ -260,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.rows_per_day),
                     "--anomaly-rate",
                     str(args.anomaly_rate),
+                    "--max-event-share",
+                    str(args.max_event_share),
                 ],
                 check=True,
                 stdout=log,
@@ -269,17 +319,23 @@ def main(argv: list[str] | None = None) -> int:
         res["seconds"] = round(time.perf_counter() - t0, 1)
         results.append(res)
         print(
-            f"{'day':<12}{'drift':>6}{'F1 retrained':>14}{'F1 frozen':>11}"
+            f"{'day':<12}{'drift':>6}{'gate':>20}{'F1 retrained':>14}{'F1 frozen':>11}"
             f"{'alarms retr.':>14}{'alarms frozen':>15}  {'served model trained on':<26}{'pushed':>7}"
         )
         for r in res["timeline"]:
             first, last = r["served_training_spans"]
             print(
-                f"{r['day']:<12}{'yes' if r['drifted'] else '':>6}{r['retrained']['f1']:>14.3f}"
+                f"{r['day']:<12}{'yes' if r['drifted'] else '':>6}{r['gate']:>20}"
+                f"{r['retrained']['f1']:>14.3f}"
                 f"{r['frozen']['f1']:>11.3f}{r['retrained']['alarm_rate']:>14.1%}"
                 f"{r['frozen']['alarm_rate']:>15.1%}  {first + ' .. ' + last:<26}"
                 f"{'yes' if r['pushed_after'] else '':>7}"
             )
+        res["summary"] = summarize(res)
+        print(f"alert emails received: {len(res['alert_emails'])}")
+        for line in res["alert_emails"]:
+            print(f"  {line}")
+        print(json.dumps(res["summary"]))
     (out / "drift_replay.json").write_text(json.dumps(results, indent=1))
     plot(results, out / "drift_replay.png")
     print(f"wrote {out / 'drift_replay.json'} and {out / 'drift_replay.png'}")

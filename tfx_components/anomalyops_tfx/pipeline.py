@@ -7,7 +7,7 @@ functions, never when this module is imported.
 Graph (see docs/pipeline.md)::
 
     ExampleGen (newest validated day = one span)
-      -> StatisticsGen -> ExampleValidator (+ ImportSchemaGen) -> AnomaliesGate
+      -> StatisticsGen -> ExampleValidator (+ ImportSchemaGen) -> AnomaliesGate -> Trainer
       -> window_resolver (last N spans, from the newest regime start) -> Transform -> Trainer
       -> EvaluationGate (+ latest_blessed_model_resolver) -> Pusher -> ServingNotifier
 """
@@ -210,8 +210,6 @@ def create_pipeline(
         custom_config={SPEC_KEY: spec_config},
         materialize=False,
     )
-    # Nothing trains on a day the schema check rejected.
-    transform.add_upstream_node(anomalies_gate)
     trainer = Trainer(
         run_fn=RUN_FN,
         examples=window.outputs["examples"],
@@ -221,6 +219,9 @@ def create_pipeline(
         eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config={SPEC_KEY: spec_config, TRAINING_KEY: training_config(settings)},
     ).with_id(TRAINER_ID)
+    # Nothing trains on a day the schema check rejected. Transform only analyses, so it need not
+    # wait: under Airflow it runs beside StatisticsGen/ExampleValidator on the second core.
+    trainer.add_upstream_node(anomalies_gate)
     baseline = resolver.Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=channel.Channel(
