@@ -165,6 +165,7 @@ def test_a_stale_baseline_is_replaced_even_when_it_still_ranks_well():
     decision = logic.decide(cand, served, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
     assert decision.blessed and decision.rule == "stale_baseline"
     assert "alarms on 100.0% of the normal evaluation rows" in decision.reasons[0]
+    assert served.served_f1 < cand.metrics["f1"]
     # Without the rule (or with a baseline that still fits) the AUC-PR comparison decides.
     plain = logic.decide(cand, served, margin=0.02, min_rows=10)
     assert plain.rule == "auc_pr_no_regression" and not plain.blessed
@@ -189,3 +190,24 @@ def test_served_false_alarm_rate_without_labels_counts_all_rows():
     ev = logic.evaluate(scores, None, 0.99)
     rate = logic.with_served_threshold(ev, scores, None, 0.5).served_false_alarm_rate
     assert rate == pytest.approx(50 / 101)
+
+
+def test_a_stale_baseline_is_kept_when_the_candidate_alarms_worse():
+    scores, labels = _labelled(4.0)
+    base = logic.evaluate(scores, labels, 0.99)
+    # Stale-ish (alarms on ~10 % of normal rows) but still catching the anomalies.
+    served = logic.with_served_threshold(
+        base, scores, labels, threshold=float(np.quantile(scores[labels == 0], 0.9))
+    )
+    garbage = logic.evaluate(_labelled(0.0, seed=5)[0], labels, 0.99)
+    decision = logic.decide(garbage, served, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    assert not decision.blessed and decision.rule == "stale_baseline"
+    assert "F1" in decision.reasons[1]
+
+
+def test_a_stale_baseline_without_labels_gives_way_to_a_sane_candidate():
+    scores = np.abs(np.random.default_rng(0).normal(size=300))
+    base = logic.with_served_threshold(logic.evaluate(scores, None, 0.99), scores, None, 0.0)
+    cand = logic.evaluate(scores * 2, None, 0.99)
+    decision = logic.decide(cand, base, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    assert decision.blessed and decision.rule == "stale_baseline"

@@ -14,7 +14,9 @@ Rules (docs/pipeline.md explains why):
 - **Stale baseline**: before that comparison, the blessed model is also scored *as it is
   served*, at its own threshold. If it alarms there on more than ``stale_false_alarm_rate`` of
   the normal rows (it was calibrated for ``1 - quantile``), the data has moved away from it:
-  its ranking may still look fine, but its alarms are useless, and a sane candidate replaces it.
+  its ranking may still look fine, but its alarms are useless. The candidate replaces it when
+  its F1 at its own calibrated threshold is at least the baseline's F1 as served (any sane
+  candidate, without labels).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Evaluation:
     """For the blessed baseline: the threshold it is served with (from its blessing)."""
     served_false_alarm_rate: float | None = None
     """Share of normal rows (all rows when unlabelled) alarmed at ``served_threshold``."""
+    served_f1: float | None = None
+    """F1 at ``served_threshold`` (None without labelled anomalies among the rows)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,7 +152,15 @@ def with_served_threshold(
     scores = np.asarray(scores, dtype=np.float64)
     normal = scores if labels is None else scores[np.asarray(labels) == 0]
     rate = float(np.mean(normal > threshold)) if normal.size else float("nan")
-    return replace(evaluation, served_threshold=float(threshold), served_false_alarm_rate=rate)
+    f1 = None
+    if labels is not None and np.any(np.asarray(labels) == 1):
+        f1 = alarm_metrics(labels, scores, threshold)["f1"]
+    return replace(
+        evaluation,
+        served_threshold=float(threshold),
+        served_false_alarm_rate=rate,
+        served_f1=f1,
+    )
 
 
 def _finite(x: float | None) -> bool:
@@ -188,14 +200,29 @@ def decide(
         )
     served = baseline.served_false_alarm_rate
     if stale_false_alarm_rate is not None and _finite(served) and served > stale_false_alarm_rate:
+        stale = (
+            f"the blessed model, at the threshold it is served with "
+            f"({baseline.served_threshold:.4f}), alarms on {served:.1%} of the normal "
+            f"evaluation rows (stale above {stale_false_alarm_rate:.1%}): the data has moved away "
+            "from it"
+        )
+        cand_f1, base_f1 = candidate.metrics.get("f1"), baseline.served_f1
+        if _finite(cand_f1) and _finite(base_f1):
+            # Compare what users would get: each model's alarms as it would be served.
+            ok = cand_f1 >= base_f1
+            verb = ">=" if ok else "<"
+            return Decision(
+                ok,
+                [
+                    stale,
+                    f"F1 {cand_f1:.4f} at the candidate's calibrated threshold {verb} the blessed "
+                    f"model's {base_f1:.4f} at its served threshold",
+                ],
+                rule="stale_baseline",
+            )
         return Decision(
             True,
-            [
-                f"the blessed model, at the threshold it is served with "
-                f"({baseline.served_threshold:.4f}), alarms on {served:.1%} of the normal "
-                f"evaluation rows (stale above {stale_false_alarm_rate:.1%}): the data has moved "
-                "away from it, and the candidate, calibrated on these rows, replaces it"
-            ],
+            [stale, "no labelled anomalies to compare on: the sane candidate replaces it"],
             rule="stale_baseline",
         )
 
