@@ -7,8 +7,9 @@ Prints, for each data size (rows per validated day; the window has ``--days`` da
   ``local``      LocalDagRunner in a fresh process (``python -m anomalyops_tfx.runners.local_runner``),
   ``dags-test``  ``airflow dags test`` (in-process, no scheduler),
   ``embedded``   a real scheduler: SequentialExecutor + SQLite,
-  ``production`` a real scheduler configured as docker-compose.yml's: LocalExecutor + PostgreSQL
-                 + the TensorFlow preload plugin + ``scheduler_idle_sleep_time=0.2``,
+  ``production`` a real scheduler configured as docker-compose.yml's: LocalExecutor, PostgreSQL
+                 for Airflow and ML Metadata (so independent tasks run in parallel), the
+                 TensorFlow preload plugin, ``scheduler_idle_sleep_time=0.2``,
   ``production-idle1s`` the same with Airflow's default idle sleep (1 s),
   ``production-nopreload`` LocalExecutor + PostgreSQL without the preload;
 - wall time per component (Airflow task durations; ML Metadata execution times for LocalDagRunner).
@@ -124,10 +125,38 @@ def setup_size(size_dir: Path, rows: int, days: int, modes: list[str]) -> None:
             LocalDagRunner().run(create_ingest_pipeline(settings, spec, day))
     for key in modes:
         mode_root = size_dir / key.replace("#", "-")
-        shutil.copytree(settings.pipeline_root, mode_root / "tfx")
         menv = base_env(mode_root, rows, EPOCHS, days)
         os.environ.update({k: v for k, v in menv.items() if k.startswith("ANOMALYOPS_")})
+        if key.startswith("production"):
+            # ML Metadata on the PostgreSQL server, as docker-compose.yml has it (SQLite allows
+            # one writer, so the DAG would run one task at a time): register the spans there.
+            os.environ["ANOMALYOPS_TRAINING__METADATA_DB_URL"] = mlmd_url(rows, key)
+            subprocess.run(
+                [
+                    "su",
+                    "postgres",
+                    "-c",
+                    f"createdb -h 127.0.0.1 -p {PG_PORT} {mlmd_db(rows, key)}",
+                ],
+                check=True,
+            )
+            mode_settings = Settings()
+            Path(mode_settings.pipeline_root).mkdir(parents=True, exist_ok=True)
+            with no_ephemeral_sdist():
+                for day in dates[:-1]:
+                    LocalDagRunner().run(create_ingest_pipeline(mode_settings, spec, day))
+        else:
+            os.environ.pop("ANOMALYOPS_TRAINING__METADATA_DB_URL", None)
+            shutil.copytree(settings.pipeline_root, mode_root / "tfx")
         ir.compile_project_pipeline(Settings())
+
+
+def mlmd_db(rows: int, key: str) -> str:
+    return f"mlmd_{rows}_{key.replace('-', '_').replace('#', '_')}"
+
+
+def mlmd_url(rows: int, key: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:{PG_PORT}/{mlmd_db(rows, key)}"
 
 
 # --- timing one mode (a subprocess with the mode's environment) -----------------------------
@@ -237,6 +266,7 @@ def run_mode(key: str, size_dir: Path, rows: int, days: int, pg_url: str | None)
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg_url}/{db}",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4",
+                "ANOMALYOPS_TRAINING__METADATA_DB_URL": mlmd_url(rows, key),
             }
         )
         if mode != "production-nopreload":
