@@ -43,7 +43,9 @@ def test_window_restarts_at_the_day_the_gate_scored_as_a_sudden_shift(tmp_path):
     spec = load_spec(settings.feature_spec_path)
     lake = Lake(settings.lake_root)
     for day in DAYS:
-        lake.write_table(Zone.VALIDATED, day, simulate_day(spec, day, SimulatorConfig(rows_per_day=200)))
+        lake.write_table(
+            Zone.VALIDATED, day, simulate_day(spec, day, SimulatorConfig(rows_per_day=200))
+        )
         if day in SCORES:
             drift = {"scores": [{"feature": "flow_rate", "value": SCORES[day]}]}
             report.write_report(lake, day, {report.DRIFT_JSON: json.dumps(drift).encode()}, meta={})
