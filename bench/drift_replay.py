@@ -134,7 +134,10 @@ def child(
 
 def _gate_decision(work: Path, day: dt.date) -> str:
     """The validation gate's verdict and outcome for ``day`` (e.g. ``warn/promoted``)."""
-    gate = json.loads((work / "lake" / "reports" / f"ds={day}" / "gate.json").read_text())
+    from anomalyops.lake import Lake
+    from anomalyops.validation.report import read_gate
+
+    gate = read_gate(Lake(str(work / "lake")), day)
     return f"{gate['decision']}/{gate['outcome']}"
 
 

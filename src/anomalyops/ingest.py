@@ -20,6 +20,7 @@ from anomalyops.settings import Settings
 from anomalyops.sources.landing import READABLE_SUFFIXES, IngestError, SourceFile, load_files
 from anomalyops.sources.simulator import SimulatorConfig, corrupt, simulate_day
 from anomalyops.spec import FeatureSpec, load_spec
+from anomalyops.validation.report import REASON_FILE, read_reason
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
             day,
             {
                 **{n: f.data for n, f in zip(names, files, strict=True)},
-                "reason.json": json.dumps(reason, indent=2).encode(),
+                REASON_FILE: json.dumps(reason, indent=2).encode(),
             },
             meta={"reason": "ingest", "problems": len(exc.problems)},
         )
@@ -124,14 +125,11 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
 
 
 def _quarantined_at_ingest(lake: Lake, day: dt.date) -> bool:
-    if not lake.exists(Zone.QUARANTINE, day):
-        return False
     try:
-        return (
-            json.loads(lake.read_file(Zone.QUARANTINE, day, "reason.json")).get("stage") == "ingest"
-        )
-    except (FileNotFoundError, ValueError):
+        reason = read_reason(lake, day)
+    except ValueError:  # an unreadable record is not ours to remove
         return False
+    return reason is not None and reason.get("stage") == "ingest"
 
 
 def ingest_as_dict(ds: str, settings: Settings) -> dict:

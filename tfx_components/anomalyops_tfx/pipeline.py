@@ -184,15 +184,12 @@ def create_pipeline(
         anomalies=example_validator.outputs["anomalies"],
         allowed_anomaly_types=t.allowed_anomaly_types,
     )
+    window_config: dict = {"num_spans": t.window_days}
+    if t.window_restart_drift_score is not None:  # the IR cannot carry None: absent = never
+        window_config["restart_score"] = t.window_restart_drift_score
     window = resolver.Resolver(
         strategy_class=RegimeWindowStrategy,
-        # The IR cannot carry None: leaving the key out means "never restart".
-        config={"num_spans": t.window_days}
-        | (
-            {"restart_score": t.window_restart_drift_score}
-            if t.window_restart_drift_score is not None
-            else {}
-        ),
+        config=window_config,
         # A plain channel (not ExampleGen's output channel): the latter would be limited to
         # this pipeline run's context and so see only today's span.
         examples=channel.Channel(

@@ -65,16 +65,17 @@ class Executor(BaseExampleGenExecutor):
 
 def drift_score_of_day(lake_root: str, day: dt.date) -> float | None:
     """The validation gate's largest drift score for ``day`` (None without a drift report)."""
-    from anomalyops.lake import Lake
+    from anomalyops.lake import Lake, Zone
     from anomalyops.validation import report
 
     lake = Lake(lake_root)
-    path = report.report_path(lake, day, report.DRIFT_JSON)
-    if not lake.fs.exists(path):
-        logging.info("No drift report for %s at %s: span carries no drift score", day, path)
+    try:
+        data = lake.read_file(Zone.REPORTS, day, report.DRIFT_JSON)
+    except FileNotFoundError:
+        logging.info("No drift report for %s: span carries no drift score", day)
         return None
-    with lake.fs.open(path, "rb") as f:
-        try:
-            return max_drift_score(json.load(f))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"drift report {lake.uri(path)} is not valid JSON: {exc}") from exc
+    try:
+        return max_drift_score(json.loads(data))
+    except (ValueError, TypeError) as exc:
+        path = lake.uri(report.report_path(lake, day, report.DRIFT_JSON))
+        raise ValueError(f"drift report {path} is not valid JSON: {exc}") from exc
