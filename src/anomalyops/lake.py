@@ -22,6 +22,8 @@ from enum import Enum
 import fsspec
 import pandas as pd
 
+from anomalyops import parquet_safety  # before any Parquet read: CVE-2023-47248
+
 log = logging.getLogger(__name__)
 
 SUCCESS = "_SUCCESS"
@@ -106,8 +108,14 @@ class Lake:
         path = self.partition_path(zone, ds)
         if not self.exists(zone, ds):
             raise PartitionNotFound(f"no complete partition at {self.uri(path)}")
+        parquet_safety.ensure()
         with self.fs.open(f"{path}/{DATA_FILE}", "rb") as f:
-            return pd.read_parquet(f)
+            try:
+                return pd.read_parquet(f)
+            except RuntimeError as exc:
+                if parquet_safety.is_refusal(exc):
+                    raise parquet_safety.refusal(self.uri(f"{path}/{DATA_FILE}")) from None
+                raise
 
     def read_meta(self, zone: Zone, ds: str | dt.date) -> dict:
         path = f"{self.partition_path(zone, ds)}/{SUCCESS}"
