@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import pyarrow_hotfix  # noqa: F401 - CVE-2023-47248, before anything in this process reads Parquet
 from fastapi import FastAPI
 
 from anomalyops import __version__

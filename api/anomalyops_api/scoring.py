@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pyarrow_hotfix  # noqa: F401 - CVE-2023-47248: refuse pickled extension types before any read
 
 from anomalyops_api.errors import ApiError
 from anomalyops_api.model import LoadedModel
@@ -111,7 +112,7 @@ def read_csv_header(path: Path, fmt: InputFormat) -> list[str]:
                 if not chunk:
                     break
                 buf += chunk
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise ApiError(400, f"corrupt gzip stream: {exc}") from None
     line = buf.split(b"\n", 1)[0]
     if b"\n" not in buf and len(buf) >= MAX_HEADER_BYTES:
@@ -131,13 +132,35 @@ def read_csv_header(path: Path, fmt: InputFormat) -> list[str]:
         raise ApiError(400, f"malformed CSV header: {exc}") from None
 
 
+_PICKLED_TYPE = "arrow.py_extension_type"
+
+
+def _parquet_error(exc: Exception, what: str = "not a valid Parquet file") -> ApiError:
+    """A 4xx for anything pyarrow (or pyarrow_hotfix) raises on a hostile or broken file."""
+    message = str(exc)
+    if not isinstance(exc, (pa.ArrowException, OSError)) and _PICKLED_TYPE not in message:
+        raise exc  # a RuntimeError that is not pyarrow_hotfix's refusal: a bug of ours
+    if _PICKLED_TYPE in message:
+        # pyarrow_hotfix refused it; its message quotes the pickle, which we do not echo.
+        return ApiError(
+            422,
+            f"the Parquet file declares a pickled Python extension type ({_PICKLED_TYPE}); "
+            "refused because reading it would run code (CVE-2023-47248)",
+        )
+    first = message.strip().splitlines()[0][:200] if message.strip() else type(exc).__name__
+    return ApiError(400, f"{what}: {first}")
+
+
+_PARQUET_ERRORS = (pa.ArrowException, OSError, RuntimeError)
+
+
 def read_header(path: Path, fmt: InputFormat) -> list[str]:
     if fmt is not InputFormat.PARQUET:
         return read_csv_header(path, fmt)
     try:
         return pq.read_schema(str(path)).names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ApiError(400, f"not a valid Parquet file: {exc}") from None
+    except _PARQUET_ERRORS as exc:
+        raise _parquet_error(exc) from None
 
 
 def check_columns(path: Path, fmt: InputFormat, model: LoadedModel) -> list[str]:
@@ -228,11 +251,19 @@ def _iter_csv(
             except StopIteration:
                 return
             yield batch
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise _csv_error(exc, header) from None
 
 
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
+_TEXTUAL = (pa.types.is_string, pa.types.is_large_string)
+_KEY_TYPES = (*_NUMERIC, *_TEXTUAL, pa.types.is_boolean, pa.types.is_temporal, pa.types.is_null)
+
+
+def _key_type_ok(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):  # pandas categoricals
+        kind = kind.value_type
+    return any(test(kind) for test in _KEY_TYPES)
 
 
 def _iter_parquet(
@@ -241,17 +272,21 @@ def _iter_parquet(
     features = model.feature_names
     try:
         parquet = pq.ParquetFile(str(path))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ApiError(400, f"not a valid Parquet file: {exc}") from None
-    schema = parquet.schema_arrow
+        schema = parquet.schema_arrow
+    except _PARQUET_ERRORS as exc:
+        raise _parquet_error(exc) from None
     for name in features:
         kind = schema.field(name).type
-        if not (
-            any(test(kind) for test in _NUMERIC)
-            or pa.types.is_string(kind)
-            or pa.types.is_large_string(kind)
-        ):
+        if not any(test(kind) for test in (*_NUMERIC, *_TEXTUAL)):
             raise ApiError(422, f"column {name!r} has type {kind}; expected numbers", column=name)
+    for name in keys:
+        kind = schema.field(name).type
+        if not _key_type_ok(kind):
+            raise ApiError(
+                422,
+                f"key column {name!r} has type {kind}; expected text, a number or a timestamp",
+                column=name,
+            )
     offset = 0
     try:
         batches = parquet.iter_batches(batch_size=batch_rows, columns=[*keys, *features])
@@ -260,8 +295,8 @@ def _iter_parquet(
             columns += [_float_column(batch.column(f), f, offset) for f in features]
             yield pa.RecordBatch.from_arrays(columns, names=[*keys, *features])
             offset += batch.num_rows
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ApiError(400, f"unreadable Parquet file: {exc}") from None
+    except _PARQUET_ERRORS as exc:
+        raise _parquet_error(exc, "unreadable Parquet file") from None
 
 
 def _string_column(array: pa.Array) -> pa.Array:
@@ -474,7 +509,7 @@ def count_rows_estimate(src: Path, fmt: InputFormat) -> int | None:
     if fmt is InputFormat.PARQUET:
         try:
             return pq.ParquetFile(str(src)).metadata.num_rows
-        except (pa.ArrowInvalid, OSError):
+        except (pa.ArrowException, OSError, RuntimeError):
             return None
     lines = 0
     last = b""
@@ -483,7 +518,7 @@ def count_rows_estimate(src: Path, fmt: InputFormat) -> int | None:
             while chunk := stream.read(4 * 1024 * 1024):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
-    except (pa.ArrowInvalid, OSError):
+    except (pa.ArrowException, OSError):
         return None
     if last and last != b"\n":
         lines += 1  # no newline after the last row
