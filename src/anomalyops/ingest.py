@@ -4,6 +4,7 @@
 exactly as a user's export would arrive); ``ingest`` reads whatever is in that folder, checks it
 against the feature spec and writes the ``raw/ds=<date>`` partition. A day whose files cannot be
 read is copied to ``quarantine/`` with a reason file and the task fails with every problem listed.
+Landing files are untrusted input: see :mod:`anomalyops.sources.landing` for what is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from dataclasses import asdict, dataclass
 
 from anomalyops.lake import Lake, Zone, as_date
 from anomalyops.settings import Settings
-from anomalyops.sources.landing import READABLE_SUFFIXES, IngestError, SourceFile, load_files
+from anomalyops.sources.landing import (
+    READABLE_SUFFIXES,
+    IngestError,
+    LandingFile,
+    Limits,
+    copy_file,
+    load_files,
+)
 from anomalyops.sources.simulator import SimulatorConfig, corrupt, simulate_day
 from anomalyops.spec import FeatureSpec, load_spec
 from anomalyops.validation.report import REASON_FILE, read_reason
@@ -90,26 +98,23 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
     names = landing_files(lake, day)
     if not names:
         raise FileNotFoundError(f"nothing to ingest in {lake.uri(lake.landing_path(day))}/")
+    limits = Limits.from_settings(settings.ingest)
     files = [
-        SourceFile(f"landing/{day}/{n}", _get(lake, f"{lake.landing_path(day)}/{n}")) for n in names
+        LandingFile(f"landing/{day}/{n}", lake.fs, f"{lake.landing_path(day)}/{n}") for n in names
     ]
     try:
-        df = load_files(files, spec)
+        if len(names) > settings.ingest.max_files:
+            raise IngestError(
+                [
+                    f"landing/{day}/: refused: {len(names):,} files exceeds the limit "
+                    f"(ANOMALYOPS_INGEST__MAX_FILES = {settings.ingest.max_files:,}); "
+                    "combine the day's exports"
+                ]
+            )
+        df = load_files(files, spec, limits)
     except IngestError as exc:
-        reason = {
-            "ds": day.isoformat(),
-            "stage": "ingest",
-            "problems": exc.problems,
-            "files": names,
-        }
-        lake.write_files(
-            Zone.QUARANTINE,
-            day,
-            {
-                **{n: f.data for n, f in zip(names, files, strict=True)},
-                REASON_FILE: json.dumps(reason, indent=2).encode(),
-            },
-            meta={"reason": "ingest", "problems": len(exc.problems)},
+        _quarantine(
+            lake, day, files, exc.problems, limits, copy=len(names) <= settings.ingest.max_files
         )
         log.error("quarantined %s: %s", day, exc)
         raise
@@ -136,9 +141,39 @@ def ingest_as_dict(ds: str, settings: Settings) -> dict:
     return asdict(ingest(ds, settings))
 
 
-def _get(lake: Lake, path: str) -> bytes:
-    with lake.fs.open(path, "rb") as f:
-        return f.read()
+def _quarantine(
+    lake: Lake,
+    day: dt.date,
+    files: list[LandingFile],
+    problems: list[str],
+    limits: Limits,
+    *,
+    copy: bool,
+) -> None:
+    """Write ``quarantine/ds=<day>/``: the reason, and a copy of every landing file that is safe
+    to copy (regular, within the size limit), streamed. A refused file (symlink, FIFO, device,
+    too big) is neither copied nor read: only its name is recorded."""
+    names = [f.path.rsplit("/", 1)[-1] for f in files]
+    not_copied = [] if copy else names
+    meta = {"reason": "ingest", "problems": len(problems)}
+    with lake.transaction(Zone.QUARANTINE, day, meta=meta) as tmp:
+        for file, name in zip(files, names, strict=True) if copy else []:
+            try:
+                with lake.fs.open(f"{tmp}/{name}", "wb") as dst:
+                    copy_file(file, dst, limits)
+            except IngestError:
+                if lake.fs.exists(f"{tmp}/{name}"):
+                    lake.fs.rm(f"{tmp}/{name}")
+                not_copied.append(name)
+        reason = {
+            "ds": day.isoformat(),
+            "stage": "ingest",
+            "problems": problems,
+            "files": names,
+            "not_copied": not_copied,  # refused files: only their names are kept
+        }
+        with lake.fs.open(f"{tmp}/{REASON_FILE}", "wb") as f:
+            f.write(json.dumps(reason, indent=2).encode())
 
 
 def _put_atomic(lake: Lake, path: str, data: bytes) -> None:

@@ -135,6 +135,22 @@ class ValidationSettings(BaseModel):
     """How many offending values each failed expectation quotes in gate.json and emails."""
 
 
+class IngestSettings(BaseModel):
+    """Limits on the files users drop in ``landing/`` (``ANOMALYOPS_INGEST__*``); see
+    docs/security.md. A file over a limit is refused with the limit named, before (or as soon
+    as) reading it would cost more."""
+
+    max_file_bytes: int = Field(default=2 * 1024**3, ge=1)
+    """Largest landing file accepted, as stored (compressed) on disk; checked before reading."""
+    max_decompressed_bytes: int = Field(default=4 * 1024**3, ge=1)
+    """Largest content one file may expand to: a ``.csv.gz`` decompressed, a Parquet file's
+    uncompressed column data (from its footer). Stops gzip and Parquet bombs."""
+    max_rows: int = Field(default=20_000_000, ge=1)
+    """Most rows one landing file may hold."""
+    max_files: int = Field(default=1000, ge=1)
+    """Most readable files one day's ``landing/<date>/`` may hold."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ANOMALYOPS_",
@@ -167,6 +183,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     validation: ValidationSettings = ValidationSettings()
+    ingest: IngestSettings = IngestSettings()
 
     @model_validator(mode="after")
     def _production_needs_real_values(self) -> Settings:
