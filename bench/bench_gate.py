@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow_hotfix  # noqa: F401  (CVE-2023-47248) before this process reads any Parquet
+
 ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2026, 11, 8)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow_hotfix  # noqa: F401  (CVE-2023-47248) before this process reads any Parquet
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow_hotfix  # noqa: F401  (CVE-2023-47248) before this process reads any Parquet
 from fastapi import UploadFile  # module level: the naive endpoint's annotation resolves here
 
 REPO = Path(__file__).resolve().parents[1]

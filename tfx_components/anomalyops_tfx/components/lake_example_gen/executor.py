@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import apache_beam as beam
+import pyarrow_hotfix  # noqa: F401  (CVE-2023-47248) before Beam reads the lake's Parquet
 from absl import logging
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
