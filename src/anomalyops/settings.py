@@ -37,6 +37,24 @@ class SmtpSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+class LakeLockSettings(BaseSettings):
+    """The lake's per-date lock (``ANOMALYOPS_LAKE_LOCK__*``); see docs/security.md.
+
+    A settings object of its own so every ``Lake`` reads it from the environment without
+    building (and validating) the whole pipeline configuration.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ANOMALYOPS_LAKE_LOCK__", extra="forbid")
+
+    timeout_s: float = Field(default=600.0, ge=0.0)
+    """How long a writer waits for another writer of the same date before giving up."""
+    ttl_s: float = Field(default=300.0, gt=0.0)
+    """Object stores: lease of a lock object; renewed every third of it while held, and a lock
+    not renewed for this long counts as abandoned (its owner died) and is broken."""
+    poll_s: float = Field(default=0.2, gt=0.0)
+    """Pause between attempts to take a held lock."""
+
+
 class SimulatorSettings(BaseModel):
     scenario: Literal["none", "gradual", "sudden"] = "none"
     seed: int = 42
@@ -163,6 +181,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     lake_root: str = str(PROJECT_ROOT / "data_lake")
     """A local path or any fsspec URL (``s3://bucket/lake``, ``memory://lake``)."""
+    lake_lock: LakeLockSettings = Field(default_factory=LakeLockSettings)
     feature_spec_path: Path = PROJECT_ROOT / "config" / "feature_spec.yaml"
     start_date: dt.date = dt.date(2026, 11, 1)
     source: Literal["simulator", "landing"] = "simulator"
