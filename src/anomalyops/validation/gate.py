@@ -224,8 +224,17 @@ def run_gate(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = N
 
 # -- acting on the decision ------------------------------------------------------------------
 def promote(ds: str | dt.date, settings: Settings, *, override: dict | None = None) -> dict:
-    """Copy ``raw`` -> ``validated`` for a day whose gate passed (or was overridden)."""
-    day, lake = as_date(ds), Lake(settings.lake_root)
+    """Copy ``raw`` -> ``validated`` for a day whose gate passed (or was overridden).
+
+    Holds the day's lake lock, so gate.json, raw/ and quarantine/ cannot change under it.
+    """
+    day = as_date(ds)
+    with Lake(settings.lake_root).lock(day, purpose=f"promote {day}"):
+        return _promote(day, settings, override=override)
+
+
+def _promote(day: dt.date, settings: Settings, *, override: dict | None) -> dict:
+    lake = Lake(settings.lake_root)
     gate = rpt.read_gate(lake, day)
     if gate["decision"] == FAIL and override is None:
         raise GateError(
@@ -264,8 +273,17 @@ def reason_document(gate: dict) -> dict:
 
 
 def quarantine(ds: str | dt.date, settings: Settings) -> dict:
-    """Move ``raw`` -> ``quarantine`` with reason.json; withdraw any earlier promotion."""
-    day, lake = as_date(ds), Lake(settings.lake_root)
+    """Move ``raw`` -> ``quarantine`` with reason.json; withdraw any earlier promotion.
+
+    Holds the day's lake lock, like :func:`promote`.
+    """
+    day = as_date(ds)
+    with Lake(settings.lake_root).lock(day, purpose=f"quarantine {day}"):
+        return _quarantine(day, settings)
+
+
+def _quarantine(day: dt.date, settings: Settings) -> dict:
+    lake = Lake(settings.lake_root)
     gate = rpt.read_gate(lake, day)
     if gate["decision"] != FAIL:
         raise GateError(f"refusing to quarantine {day}: its gate decision is {gate['decision']!r}")
@@ -296,8 +314,16 @@ def readmit(
 
     A forced re-admission needs a ``reason``; it is recorded in gate.json (``override``)
     and in the validated partition's marker, with who forced it and what the gate said.
+    The day's lake lock is held throughout, so a DAG re-run of the same day (ingest, gate,
+    promote or quarantine) waits for it instead of interleaving with it.
     """
-    day, lake = as_date(ds), Lake(settings.lake_root)
+    day = as_date(ds)
+    with Lake(settings.lake_root).lock(day, purpose=f"readmit {day}"):
+        return _readmit(day, settings, force=force, reason=reason)
+
+
+def _readmit(day: dt.date, settings: Settings, *, force: bool, reason: str | None) -> dict:
+    lake = Lake(settings.lake_root)
     found = rpt.read_reason(lake, day)
     if found is None:
         raise GateError(f"{day} is not in quarantine/ (nothing to re-admit)")
