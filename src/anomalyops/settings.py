@@ -195,6 +195,11 @@ class Settings(BaseSettings):
     metadata_path: Path | None = None
     """ML Metadata SQLite file; None means ``<pipeline_root>/metadata.sqlite``."""
     serving_model_dir: Path = PROJECT_ROOT / "var" / "serving" / "anomaly_detector"
+    serving_keep_versions: int = Field(default=10, ge=1)
+    """Retention: after a push the Pusher keeps the newest this many versions, plus the ones
+    the scoring service serves or has pinned, and deletes the rest."""
+    serving_stale_tmp_s: float = Field(default=86400.0, gt=0.0)
+    """A push's temp dir older than this belongs to a push that died; retention removes it."""
     api_url: str | None = None
     """Where the scoring service listens; None means no service to notify after a push."""
     api_admin_key: SecretStr | None = None

@@ -24,7 +24,8 @@ class AtomicPusherSpec(ComponentSpec):
 
 
 class AtomicPusher(base_component.BaseComponent):
-    """Writes ``<serving_model_dir>/.tmp-<version>/`` then renames it to ``<version>/``."""
+    """Writes a private ``<serving_model_dir>/.tmp-<version>-<random>/`` then renames it to
+    ``<version>/``; then deletes versions beyond the retention policy (``logic.apply_retention``)."""
 
     SPEC_CLASS = AtomicPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)

@@ -78,6 +78,9 @@ class Executor(base_executor.BaseExecutor):
             lambda tmp: model_lib.rewrite_threshold(source, str(tmp), report["threshold"]),
             metadata,
         )
+        # The number may have moved past ``version`` if another push took it meanwhile.
+        version = int(final.name)
+        metadata = json.loads((final / logic.METADATA_FILE).read_text(encoding="utf-8"))
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_int_custom_property("pushed_version", version)
         pushed.set_string_custom_property("pushed_destination", str(final))
@@ -86,3 +89,4 @@ class Executor(base_executor.BaseExecutor):
         logging.info(
             "Pushed version %d to %s (threshold %.4f)", version, final, report["threshold"]
         )
+        logic.apply_retention(serving_dir, version)
