@@ -51,6 +51,11 @@ class ApiMetrics:
         self.model_pinned = Gauge(
             "anomalyops_api_model_pinned", "1 while a version is pinned.", registry=r
         )
+        self.model_pin_broken = Gauge(
+            "anomalyops_api_model_pin_broken",
+            "1 while the pinned version is missing or fails to load (another version serves).",
+            registry=r,
+        )
         self.reloads = Counter(
             "anomalyops_api_model_reloads", "Successful model version swaps.", registry=r
         )

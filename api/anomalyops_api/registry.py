@@ -6,6 +6,9 @@ loaded and warmed up on a worker thread *before* the handle is swapped; the swap
 reference assignment, so a request that already took :attr:`ModelRegistry.active` finishes
 on that version. A version that fails to load is remembered with a fingerprint of its files
 and skipped until the files change or a back-off expires; whatever was serving keeps serving.
+A pinned version that is gone or cannot load does not leave the service without a model: the
+newest loadable version serves instead, and :attr:`ModelRegistry.pin_error` says why (in
+``/v1/models``, ``/readyz`` and the ``anomalyops_api_model_pin_broken`` metric).
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from anomalyops_api.model import (
 
 log = logging.getLogger(__name__)
 
-_VERSION_RE = re.compile(r"^[0-9]+$")  # ASCII digits only: str.isdigit() accepts '²' and '٣'
+# ASCII digits only (str.isdigit() accepts '²' and '٣'); fullmatch, because '$' also
+# matches before a trailing newline and a directory named "12\n" would alias version 12.
+_VERSION_RE = re.compile(r"[0-9]+")
 MAX_BACKOFF_S = 600.0
 
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -100,7 +105,7 @@ def scan_versions(model_dir: Path) -> list[VersionOnDisk]:
     versions = []
     for name in names:
         path = model_dir / name
-        if not _VERSION_RE.match(name) or not path.is_dir():
+        if not _VERSION_RE.fullmatch(name) or not path.is_dir():
             continue
         complete = all((path / f).is_file() for f in REQUIRED_FILES)
         fingerprint = _fingerprint(path) if complete else ()
@@ -129,6 +134,8 @@ class ModelRegistry:
         self._lock = threading.RLock()
         self._active: LoadedModel | None = None
         self._pinned: int | None = self._read_pin()
+        self.pin_error: str | None = None
+        """Why the pinned version is not being served (None when it is, or nothing is pinned)."""
         self.failures: dict[int, LoadFailure] = {}
         self.last_scan_at: dt.datetime | None = None
         self._metadata_cache: dict[tuple[int, Fingerprint], ModelMetadata | str] = {}
@@ -156,18 +163,19 @@ class ModelRegistry:
             result = RefreshResult(previous_version=previous, version=previous)
             versions = [v for v in scan_versions(self.model_dir) if v.complete]
             self.last_scan_at = dt.datetime.now(dt.timezone.utc)
+            candidates = sorted(versions, key=lambda v: v.version, reverse=True)
             if self._pinned is not None:
-                candidates = [v for v in versions if v.version == self._pinned]
-                if not candidates and previous != self._pinned:
-                    log.warning("pinned version %d is not on disk", self._pinned)
-            else:
-                candidates = sorted(versions, key=lambda v: v.version, reverse=True)
-                if not candidates and previous is not None:
-                    log.warning(
-                        "no complete version left in %s; still serving %d from memory",
-                        self.model_dir,
-                        previous,
-                    )
+                if self._serve_pin(versions, previous, retry_failed, result):
+                    result.version = self._active.version if self._active else None
+                    return result
+                # The pin cannot be served: follow the newest loadable version meanwhile.
+                candidates = [v for v in candidates if v.version != self._pinned]
+            elif not candidates and previous is not None:
+                log.warning(
+                    "no complete version left in %s; still serving %d from memory",
+                    self.model_dir,
+                    previous,
+                )
             for candidate in candidates:
                 if candidate.version == previous:
                     break  # everything newer failed or is backing off: keep serving this one
@@ -179,6 +187,52 @@ class ModelRegistry:
                 result.failed[candidate.version] = error
             result.version = self._active.version if self._active else None
             return result
+
+    def _serve_pin(
+        self,
+        versions: list[VersionOnDisk],
+        previous: int | None,
+        retry_failed: bool,
+        result: RefreshResult,
+    ) -> bool:
+        """Serve the pinned version; False (with :attr:`pin_error` set) if it cannot be."""
+        pinned = self._pinned
+        assert pinned is not None
+        on_disk = next((v for v in versions if v.version == pinned), None)
+        if previous == pinned:
+            self._set_pin_error(
+                None
+                if on_disk
+                else f"pinned version {pinned} is no longer on disk in {self.model_dir}; "
+                "serving it from memory (after a restart the newest loadable version serves)"
+            )
+            return True
+        if on_disk is None:
+            problem = f"pinned version {pinned} is not on disk in {self.model_dir}"
+        elif self._backing_off(on_disk, retry_failed):
+            problem = f"pinned version {pinned} failed to load: {self.failures[pinned].error}"
+        else:
+            error = self._load_and_swap(on_disk)
+            if error is None:
+                self._set_pin_error(None)
+                return True
+            result.failed[pinned] = error
+            problem = f"pinned version {pinned} failed to load: {error}"
+        self._set_pin_error(
+            f"{problem}; serving the newest loadable version instead until it can be loaded "
+            "or POST /admin/unpin"
+        )
+        return False
+
+    def _set_pin_error(self, error: str | None) -> None:
+        if error != self.pin_error:  # log changes, not every poll
+            if error:
+                log.error("%s", error)
+            elif self.pin_error:
+                log.info("pinned version %s is served again", self._pinned)
+        self.pin_error = error
+        if self.metrics:
+            self.metrics.model_pin_broken.set(1 if error else 0)
 
     def _backing_off(self, candidate: VersionOnDisk, retry_failed: bool) -> bool:
         failure = self.failures.get(candidate.version)
@@ -256,6 +310,7 @@ class ModelRegistry:
 
     def _set_pin(self, version: int | None) -> None:
         self._pinned = version
+        self._set_pin_error(None)
         if self.metrics:
             self.metrics.model_pinned.set(0 if version is None else 1)
         if self.pin_file is None:

@@ -169,6 +169,11 @@ class ModelsResponse(BaseModel):
     policy: Literal["latest", "pinned"]
     active_version: int | None
     pinned_version: int | None
+    pin_error: str | None = Field(
+        default=None,
+        description="Why the pinned version is not served (gone or failing to load); the "
+        "newest loadable version serves meanwhile. None when the pin is honoured.",
+    )
     last_scan_at: dt.datetime | None
     versions: list[ModelVersionInfo] = Field(description="Newest first; every integer dir.")
 

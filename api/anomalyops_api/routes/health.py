@@ -33,7 +33,8 @@ async def readyz(registry: RegistryDep) -> ReadyResponse | Response:
             detail=f"no model version loaded from {registry.model_dir}",
         )
         return JSONResponse(body.model_dump(), status_code=503)
-    return ReadyResponse(status="ready", model_version=model.version)
+    # Ready (a model serves), but a broken pin is worth a look: say so.
+    return ReadyResponse(status="ready", model_version=model.version, detail=registry.pin_error)
 
 
 @router.get(

@@ -62,6 +62,7 @@ def _describe(registry: ModelRegistry) -> ModelsResponse:
         policy="pinned" if registry.pinned is not None else "latest",
         active_version=active.version if active else None,
         pinned_version=registry.pinned,
+        pin_error=registry.pin_error,
         last_scan_at=registry.last_scan_at,
         versions=infos,
     )

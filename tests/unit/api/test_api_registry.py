@@ -176,3 +176,55 @@ def test_unreadable_pin_file_is_ignored(tmp_path: Path, loader) -> None:
     pin_file = tmp_path / "pin.json"
     pin_file.write_text("{not json")
     assert registry(tmp_path, loader, pin_file=pin_file).pinned is None
+
+
+def test_a_newline_suffixed_name_is_not_a_version(tmp_path: Path) -> None:
+    make_version(tmp_path, 5)
+    make_version(tmp_path, "5\n")  # '^[0-9]+$' matches it: it would alias version 5
+    assert [v.version for v in scan_versions(tmp_path)] == [5]
+
+
+def test_a_pin_gone_after_a_restart_falls_back_to_the_newest_loadable(
+    tmp_path: Path, loader
+) -> None:
+    models = tmp_path / "serving"
+    for v in (1, 2, 3):
+        make_version(models, v)
+    pin_file = tmp_path / "state" / "pin.json"
+    reg = registry(models, loader, pin_file=pin_file)
+    reg.refresh()
+    reg.pin(2)
+    import shutil
+
+    shutil.rmtree(models / "2")
+    assert reg.refresh().version == 2  # still in memory: kept, but the problem is reported
+    assert "no longer on disk" in reg.pin_error
+    restarted = registry(models, FakeLoader(), pin_file=pin_file)
+    assert restarted.refresh().version == 3  # not 503 forever
+    assert restarted.pinned == 2 and "pinned version 2 is not on disk" in restarted.pin_error
+    assert restarted.metrics.model_pin_broken._value.get() == 1
+    make_version(models, 2)  # the pinned version comes back: it is served again
+    assert restarted.refresh().version == 2 and restarted.pin_error is None
+    assert restarted.metrics.model_pin_broken._value.get() == 0
+
+
+def test_a_pin_that_fails_to_load_serves_the_newest_loadable_and_says_why(
+    tmp_path: Path, loader
+) -> None:
+    models = tmp_path / "serving"
+    make_version(models, 1)
+    make_version(models, 2)
+    make_version(models, 3, corrupt=True)
+    pin_file = tmp_path / "pin.json"
+    pin_file.write_text(json.dumps({"version": 1}))
+    (models / "1" / "saved_model.pb").write_bytes(b"corrupt")  # the pin broke while down
+    reg = registry(models, loader, pin_file=pin_file)
+    result = reg.refresh()
+    assert result.version == 2 and 1 in result.failed and 3 in result.failed
+    assert reg.pin_error.startswith("pinned version 1 failed to load") and "bad proto" in (
+        reg.pin_error
+    )
+    assert reg.refresh().version == 2  # backing off: no reload storm, still reported
+    assert reg.pin_error is not None
+    reg.unpin()
+    assert reg.pin_error is None and reg.metrics.model_pin_broken._value.get() == 0
