@@ -12,6 +12,7 @@ from fastapi.security import APIKeyHeader
 
 from anomalyops_api.errors import ApiError
 from anomalyops_api.jobs import JobService, owner_of
+from anomalyops_api.limits import UploadGate
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import LoadedModel
 from anomalyops_api.registry import ModelRegistry
@@ -53,7 +54,12 @@ def get_limiter(request: Request) -> anyio.CapacityLimiter:
     return request.app.state.scoring_limiter
 
 
+def get_upload_gate(request: Request) -> UploadGate:
+    return request.app.state.upload_gate
+
+
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+UploadGateDep = Annotated[UploadGate, Depends(get_upload_gate)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]

@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 
 from anomalyops_api.errors import ApiError
+from anomalyops_api.limits import job_limits
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.registry import ModelRegistry
 from anomalyops_api.scoring import (
@@ -192,6 +193,14 @@ class JobStore:
                 "SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,)
             ).fetchone()[0]
 
+    def count_owned(self, owner: str) -> int:
+        """Jobs of one key that still hold files or a slot: everything not expired."""
+        with self._connect() as db:
+            return db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status != ?",
+                (owner, JobStatus.EXPIRED.value),
+            ).fetchone()[0]
+
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to running."""
         with self._connect() as db:
@@ -313,6 +322,17 @@ class JobStore:
                 [(JobStatus.EXPIRED.value, job_id) for job_id in ids],
             )
         return ids
+
+    def purge_expired(self, retention_s: float, now: float | None = None) -> int:
+        """Delete the rows of jobs expired more than ``retention_s`` ago (their result
+        answered 410 meanwhile; afterwards 404); returns how many."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            cursor = db.execute(
+                "DELETE FROM jobs WHERE status = ? AND expires_at <= ?",
+                (JobStatus.EXPIRED.value, now - retention_s),
+            )
+            return cursor.rowcount
 
     def delete_unless_running(self, job_id: str) -> bool:
         """Delete a job's row unless a worker holds it; True when deleted."""
@@ -440,6 +460,7 @@ class JobService:
                 csv_block_bytes=settings.csv_block_bytes,
                 parquet_batch_rows=settings.parquet_batch_rows,
                 on_progress=on_progress,
+                limits=job_limits(settings),
             )
         except _Interrupted:
             partial.unlink(missing_ok=True)
@@ -493,6 +514,9 @@ class JobService:
         for job_id in self.store.expire():
             shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
             log.info("job %s expired; files deleted", job_id)
+        purged = self.store.purge_expired(self.settings.expired_job_retention_s)
+        if purged:
+            log.info("deleted the records of %d long-expired jobs", purged)
 
     async def _janitor(self) -> None:
         interval = min(self.settings.job_ttl_s / 4, 60.0)

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 from anomalyops import __version__
 from anomalyops_api.errors import install_error_handlers
 from anomalyops_api.jobs import JobService
+from anomalyops_api.limits import UploadGate
 from anomalyops_api.metrics import ApiMetrics, MetricsMiddleware
 from anomalyops_api.model import _tensorflow
 from anomalyops_api.registry import ModelRegistry, watch
@@ -59,6 +61,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry = registry
     limiter = anyio.CapacityLimiter(settings.max_concurrent_scoring)
     app.state.scoring_limiter = limiter
+    gate = UploadGate(settings.max_concurrent_uploads, settings.max_key_upload_bytes)
+    app.state.upload_gate = gate
     if settings.spool_dir is not None:
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
     result = await anyio.to_thread.run_sync(registry.refresh)
@@ -72,7 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await job_service.start()
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch(registry, settings.poll_interval_s, stop))
-    sweeper = asyncio.create_task(_sweep_spool_forever(settings.spool_dir, stop))
+    sweeper = asyncio.create_task(_sweep_spool_forever(settings.spool_dir, gate, stop))
     try:
         yield
     finally:
@@ -81,10 +85,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(watcher, sweeper)
 
 
-async def _sweep_spool_forever(spool_dir: Path | None, stop: asyncio.Event) -> None:
+async def _sweep_spool_forever(
+    spool_dir: Path | None, gate: UploadGate, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         try:
-            removed = await anyio.to_thread.run_sync(sweep_spool, spool_dir)
+            removed = await anyio.to_thread.run_sync(
+                partial(sweep_spool, spool_dir, live=gate.live_dirs())
+            )
             if removed:
                 log.warning("removed %d stale upload dirs from the spool dir", removed)
         except Exception:
@@ -101,9 +109,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        docs_url="/docs" if settings.docs_on else None,
+        redoc_url="/redoc" if settings.docs_on else None,
+        openapi_url="/openapi.json" if settings.docs_on else None,
     )
     app.state.settings = settings
     app.state.metrics = ApiMetrics()

@@ -48,6 +48,9 @@ class ErrorResponse(BaseModel):
     row: int | None = Field(default=None, description="1-based data row (header excluded).")
     column: str | None = None
     columns: list[str] | None = None
+    limit: str | None = Field(
+        default=None, description="The setting whose limit was hit (ANOMALYOPS_API_<LIMIT>)."
+    )
     errors: list[dict[str, Any]] | None = Field(
         default=None, description="Request validation errors, one per bad parameter."
     )

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyarrow_hotfix  # noqa: F401 - CVE-2023-47248: refuse pickled extension types before any read
 
 from anomalyops_api.errors import ApiError
+from anomalyops_api.limits import ScoreLimits
 from anomalyops_api.model import LoadedModel
 
 MAX_HEADER_BYTES = 1024 * 1024
@@ -100,6 +102,38 @@ ProgressCallback = Callable[[int], None]
 
 def _open_csv_stream(path: Path, fmt: InputFormat) -> pa.NativeFile:
     return pa.input_stream(str(path), compression="gzip" if fmt is InputFormat.CSV_GZIP else None)
+
+
+class _BoundedStream:
+    """A file-like view of the (decompressed) CSV stream that stops at the limits: a gzip
+    bomb is cut off after ``max_decompressed_bytes``, not after filling memory or disk.
+    pyarrow reads it block by block, so the Python call per read costs nothing measurable."""
+
+    def __init__(self, stream: pa.NativeFile, limits: ScoreLimits) -> None:
+        self._stream = stream
+        self._limits = limits
+        self.size = 0
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.size += len(data)
+        self._limits.check_decompressed(self.size)
+        self._limits.check_time()
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._stream.close()
+        self.closed = True
 
 
 def read_csv_header(path: Path, fmt: InputFormat) -> list[str]:
@@ -233,12 +267,13 @@ def _iter_csv(
     header: list[str],
     keys: list[str],
     block_bytes: int,
+    limits: ScoreLimits,
 ) -> Iterator[pa.RecordBatch]:
     features = model.feature_names
     types = {name: pa.float32() for name in features} | {key: pa.string() for key in keys}
     try:
         reader = pacsv.open_csv(
-            _open_csv_stream(path, fmt),
+            _BoundedStream(_open_csv_stream(path, fmt), limits),
             # use_threads=False: measured faster here, and rows in errors stay exact
             read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
             convert_options=pacsv.ConvertOptions(
@@ -357,15 +392,35 @@ def _features(batch: pa.RecordBatch, names: list[str], offset: int) -> dict[str,
 # -- writing -------------------------------------------------------------------------------
 
 
+_FORMULA_START = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def escape_formulas(array: pa.Array) -> pa.Array:
+    """Prefix text a spreadsheet would run as a formula (=, +, -, @, tab, CR first) with an
+    apostrophe; plain numbers such as ``-3.5`` stay as they are (OWASP CSV injection)."""
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return array
+    risky = pc.and_(
+        pc.match_substring_regex(array, _FORMULA_START),
+        pc.invert(pc.match_substring_regex(array, _PLAIN_NUMBER)),
+    )
+    if not pc.any(risky).as_py():
+        return array
+    return pc.if_else(risky, pc.binary_join_element_wise("'", array, ""), array)
+
+
 class _CsvWriter:
-    def __init__(self, path: Path, model: LoadedModel) -> None:
+    def __init__(self, path: Path, model: LoadedModel, escape: bool = False) -> None:
         self.path = path
         self.model = model
+        self.escape = escape
         self._writer: pacsv.CSVWriter | None = None
 
     def write(self, keys: dict[str, pa.Array], scores: np.ndarray, flags: np.ndarray) -> None:
         n = len(scores)
-        columns = [*keys.values(), pa.array(scores), pa.array(flags)]
+        key_columns = [escape_formulas(k) if self.escape else k for k in keys.values()]
+        columns = [*key_columns, pa.array(scores), pa.array(flags)]
         # Per-row version/threshold: a CSV has nowhere else to carry them, and it keeps
         # results from different versions distinguishable once files are concatenated.
         columns.append(pa.array(np.full(n, self.model.version, dtype=np.int64)))
@@ -461,36 +516,46 @@ def score_file(
     csv_block_bytes: int = 4 * 1024 * 1024,
     parquet_batch_rows: int = 65536,
     on_progress: ProgressCallback | None = None,
+    limits: ScoreLimits | None = None,
 ) -> ScoreResult:
     """Score ``src`` with ``model`` into ``dest``; raises :class:`ApiError` naming the problem.
 
     The whole file is scored by the one ``model`` passed in, whatever a reload does meanwhile.
+    ``limits`` cut the run off (rows, decompressed bytes, result size, free disk, time).
     """
     started = time.perf_counter()
+    limits = limits or ScoreLimits()
     header = read_header(src, fmt)
     keys = plan_columns(header, model)
     if fmt is InputFormat.PARQUET:
+        _check_parquet_rows(src, limits)
         batches = _iter_parquet(src, model, keys, parquet_batch_rows)
     else:
-        batches = _iter_csv(src, fmt, model, header, keys, csv_block_bytes)
+        batches = _iter_csv(src, fmt, model, header, keys, csv_block_bytes, limits)
     writer = _WriterThread(
-        _CsvWriter(dest, model) if out_format is OutputFormat.CSV else _JsonWriter(dest, model)
+        _CsvWriter(dest, model, limits.escape_formulas)
+        if out_format is OutputFormat.CSV
+        else _JsonWriter(dest, model)
     )
     rows = 0
     try:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
+            limits.check_rows(rows + batch.num_rows)
             features = _features(batch, model.feature_names, rows)
             scores, flags = model.predict(features)
             writer.write({k: batch.column(i) for i, k in enumerate(keys)}, scores, flags)
             rows += batch.num_rows
+            limits.check_result(dest)
+            limits.check_time()
             if on_progress is not None:
                 on_progress(rows)
     except BaseException:
         writer.abort()
         raise
     writer.close()
+    limits.check_result(dest)
     if rows == 0:
         raise ApiError(422, "the file has a header but no data rows")
     return ScoreResult(
@@ -503,23 +568,47 @@ def score_file(
     )
 
 
+def _check_parquet_rows(src: Path, limits: ScoreLimits) -> None:
+    """Refuse a Parquet file over the row limit from its footer, before reading any data."""
+    try:
+        rows = pq.ParquetFile(str(src)).metadata.num_rows
+    except _PARQUET_ERRORS as exc:
+        raise _parquet_error(exc) from None
+    limits.check_rows(rows)
+
+
+ESTIMATE_SAMPLE_BYTES = 1024 * 1024
+
+
 def count_rows_estimate(src: Path, fmt: InputFormat) -> int | None:
-    """Rows in the file for progress reports: exact for Parquet; newline count for CSV
-    (an over-estimate only when quoted values contain line breaks)."""
+    """Rows in the file for progress reports, from a sample, never a full read: exact for
+    Parquet (its footer); for CSV, the file's size over the bytes per line of its first MiB
+    (compressed bytes per line for gzip). Progress is capped at 100 %, and a finished job
+    reports its true row count."""
     if fmt is InputFormat.PARQUET:
         try:
             return pq.ParquetFile(str(src)).metadata.num_rows
         except (pa.ArrowException, OSError, RuntimeError):
             return None
-    lines = 0
-    last = b""
+    import zlib
+
     try:
-        with _open_csv_stream(src, fmt) as stream:
-            while chunk := stream.read(4 * 1024 * 1024):
-                lines += chunk.count(b"\n")
-                last = chunk[-1:]
-    except (pa.ArrowException, OSError):
+        size = src.stat().st_size
+        with open(src, "rb") as f:
+            sample = f.read(ESTIMATE_SAMPLE_BYTES)
+        if fmt is InputFormat.CSV_GZIP:
+            inflater = zlib.decompressobj(wbits=31)
+            text = inflater.decompress(sample, 16 * ESTIMATE_SAMPLE_BYTES)
+            consumed = len(sample) - len(inflater.unconsumed_tail)
+        else:
+            text, consumed = sample, len(sample)
+    except (OSError, zlib.error):
         return None
-    if last and last != b"\n":
-        lines += 1  # no newline after the last row
-    return max(lines - 1, 0)  # minus the header
+    lines = text.count(b"\n")
+    if consumed >= size and (not text or text.endswith(b"\n")):
+        return max(lines - 1, 0)  # the whole file was in the sample: exact
+    if consumed >= size:
+        return lines  # no newline after the last row; minus the header, plus that row
+    if lines == 0 or consumed == 0:
+        return None
+    return max(round(lines * size / consumed) - 1, 0)

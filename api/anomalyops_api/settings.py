@@ -65,7 +65,36 @@ class ApiSettings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     """A job interrupted by a restart is re-queued until it has been started this often."""
 
-    docs_enabled: bool = True
+    # -- limits against unbounded work from small or hostile inputs (docs/security.md) --
+    max_decompressed_bytes: int = Field(default=4 * 1024 * MiB, ge=1)
+    """CSV bytes after gzip decompression a ``POST /v1/score`` file may expand to (413 above)."""
+    max_job_decompressed_bytes: int = Field(default=64 * 1024 * MiB, ge=1)
+    max_rows: int = Field(default=20_000_000, ge=1)
+    """Data rows one ``POST /v1/score`` file may have (413 above)."""
+    max_job_rows: int = Field(default=500_000_000, ge=1)
+    max_result_bytes: int = Field(default=32 * 1024 * MiB, ge=1)
+    """Largest reply file scoring may write, sync or job (413 above)."""
+    max_score_seconds: float = Field(default=300.0, gt=0.0)
+    """Wall time of one ``POST /v1/score`` from arrival, waiting included; scoring is cut off
+    after it (503 naming the limit: send the file as a job)."""
+    min_free_disk_bytes: int = Field(default=1024 * MiB, ge=0)
+    """Free space the spool and jobs disks must keep; uploads and results that would eat
+    into it are refused or cut off (507)."""
+    max_concurrent_uploads: int = Field(default=16, ge=1)
+    """Uploads (sync and job) received at once; more answer 503 with Retry-After."""
+    max_key_upload_bytes: int = Field(default=16 * 1024 * MiB, ge=1)
+    """Bytes one API key may have in uploads in flight at once (429 above)."""
+    max_key_jobs: int = Field(default=50, ge=1)
+    """Jobs one API key may have stored (queued, running or with a result; 429 above)."""
+    expired_job_retention_s: float = Field(default=7 * 24 * 3600.0, ge=0.0)
+    """An expired job's row (410 on its result) is deleted this long after it expired."""
+    csv_escape_formulas: bool = True
+    """Prefix echoed key values that start with = + - @ tab or CR (and are not numbers) with
+    an apostrophe in CSV replies, so spreadsheets do not run them as formulas."""
+
+    docs_enabled: bool | None = None
+    """``/docs``, ``/redoc`` and ``/openapi.json``; None means on in development, off in
+    production."""
 
     @field_validator("keys", mode="before")
     @classmethod
@@ -94,6 +123,12 @@ class ApiSettings(BaseSettings):
     @property
     def resolved_jobs_dir(self) -> Path:
         return self.jobs_dir or self.state_dir / "jobs"
+
+    @property
+    def docs_on(self) -> bool:
+        if self.docs_enabled is None:
+            return self.environment != "production"
+        return self.docs_enabled
 
     @property
     def auth_open(self) -> bool:

@@ -17,16 +17,19 @@ from typing import BinaryIO
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from anomalyops_api.errors import ApiError
+from anomalyops_api.limits import UploadTicket, check_free_disk
 from anomalyops_api.scoring import ACCEPTED_TYPES, ACCEPTED_TYPES_HINT, check_content_type
 
 FILE_FIELD = "file"
 FLUSH_BYTES = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
-"""Bytes a multipart envelope may add around a file that is exactly at the limit."""
+"""Bytes a multipart envelope may add around a file that is exactly at the limit; also the
+most a client may send after the closing boundary before it is cut off."""
+PARSE_SLICE_BYTES = 64 * 1024
 RAW_BODY_TYPES = ACCEPTED_TYPES - {""}
 SPOOL_PREFIX = "anomalyops-score-"
 """Per-request scratch dirs in the spool dir: the upload and the reply."""
@@ -50,11 +53,16 @@ def _too_large(limit: int) -> ApiError:
 
 
 class _FileSink:
-    """Buffers parser output and writes it from a worker thread in ~1 MiB pieces."""
+    """Buffers parser output and writes it from a worker thread in ~1 MiB pieces, checking
+    the size limit, the key's quota and the disk's free space as it goes."""
 
-    def __init__(self, path: Path, limit: int) -> None:
+    def __init__(
+        self, path: Path, limit: int, ticket: UploadTicket | None, min_free_disk: int
+    ) -> None:
         self.path = path
         self.limit = limit
+        self.ticket = ticket
+        self.min_free_disk = min_free_disk
         self.size = 0
         self._pending = bytearray()
         self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
@@ -63,38 +71,54 @@ class _FileSink:
         self.size += len(data)
         if self.size > self.limit:
             raise _too_large(self.limit)
+        if self.ticket is not None:
+            self.ticket.add(len(data))
         self._pending += data
+
+    def _write(self, chunk: bytearray) -> None:
+        check_free_disk(self.path.parent, self.min_free_disk, len(chunk))
+        self._file.write(chunk)
 
     async def flush(self, force: bool = False) -> None:
         if self._pending and (force or len(self._pending) >= FLUSH_BYTES):
             chunk, self._pending = self._pending, bytearray()
-            await anyio.to_thread.run_sync(self._file.write, chunk)
+            await anyio.to_thread.run_sync(self._write, chunk)
 
     def close(self) -> None:
         self._file.close()
 
 
-async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload:
+async def receive_upload(
+    request: Request,
+    dest: Path,
+    max_bytes: int,
+    *,
+    ticket: UploadTicket | None = None,
+    min_free_disk: int = 0,
+) -> Upload:
     """Write the uploaded file to ``dest``: either the multipart field ``file`` or, for a
-    request whose own Content-Type is a file type, the raw body."""
+    request whose own Content-Type is a file type, the raw body. ``ticket`` counts the bytes
+    against the caller's quota; ``min_free_disk`` bytes must stay free (507)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         # Refuse before reading: a client that sent "Expect: 100-continue" never uploads.
         raise _too_large(max_bytes)
+    expected = int(declared) if declared and declared.isdigit() else 0
+    await anyio.to_thread.run_sync(check_free_disk, dest.parent, min_free_disk, expected)
     raw_type, params = parse_options_header(request.headers.get("content-type"))
     content_type = raw_type.decode("latin-1").lower()
     if content_type == "multipart/form-data":
         boundary = params.get(b"boundary")
         if not boundary:
             raise ApiError(400, "multipart/form-data without a boundary parameter")
-        return await _receive_multipart(request, dest, max_bytes, boundary)
+        return await _receive_multipart(request, dest, max_bytes, boundary, ticket, min_free_disk)
     if content_type not in RAW_BODY_TYPES:
         raise ApiError(
             415,
             f"unsupported request content type {content_type!r}: upload the file as "
             f"multipart/form-data field {FILE_FIELD!r}, or {ACCEPTED_TYPES_HINT} as the body",
         )
-    sink = _FileSink(dest, max_bytes)
+    sink = _FileSink(dest, max_bytes, ticket, min_free_disk)
     try:
         async for chunk in request.stream():
             sink.feed(chunk)
@@ -108,7 +132,12 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
 
 
 async def _receive_multipart(
-    request: Request, dest: Path, max_bytes: int, boundary: bytes
+    request: Request,
+    dest: Path,
+    max_bytes: int,
+    boundary: bytes,
+    ticket: UploadTicket | None,
+    min_free_disk: int,
 ) -> Upload:
     state: dict = {"field": b"", "value": b"", "headers": {}}
     found: dict = {}
@@ -140,7 +169,7 @@ async def _receive_multipart(
             filename = disposition.get(b"filename")
             found["filename"] = filename.decode("utf-8", "replace") if filename else None
             check_content_type(found["content_type"])  # 415 before the bytes arrive
-            sink = _FileSink(dest, max_bytes)
+            sink = _FileSink(dest, max_bytes, ticket, min_free_disk)
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         nonlocal other_bytes
@@ -168,9 +197,28 @@ async def _receive_multipart(
             "on_part_end": on_part_end,
         },
     )
+    trailing = 0
     try:
         async for chunk in request.stream():
-            parser.write(chunk)
+            # Slices, so that the bytes after the closing boundary are counted even when
+            # they arrive in the same (possibly huge) chunk as the boundary.
+            for start in range(0, len(chunk), PARSE_SLICE_BYTES):
+                piece = (
+                    chunk
+                    if len(chunk) <= PARSE_SLICE_BYTES
+                    else chunk[start : start + PARSE_SLICE_BYTES]
+                )
+                if parser.state == MultipartState.END:
+                    # The parser ignores what follows the closing boundary: do not read on.
+                    trailing += len(piece)
+                    if trailing > MULTIPART_OVERHEAD:
+                        raise ApiError(
+                            413,
+                            f"more than {MULTIPART_OVERHEAD} bytes after the closing "
+                            "multipart boundary",
+                        )
+                    continue
+                parser.write(piece)
             if sink is not None:
                 await sink.flush()
         parser.finalize()
@@ -190,16 +238,24 @@ async def _receive_multipart(
     return Upload(dest, found.get("filename"), found["content_type"], sink.size)
 
 
-def sweep_spool(spool_dir: Path | None, max_age_s: float = SPOOL_MAX_AGE_S) -> int:
+def sweep_spool(
+    spool_dir: Path | None,
+    max_age_s: float = SPOOL_MAX_AGE_S,
+    live: set[Path] | frozenset[Path] = frozenset(),
+) -> int:
     """Delete request scratch dirs a killed process left behind; returns how many.
 
-    A live request's dir is younger than ``max_age_s``, so several service processes may
-    share one spool dir safely."""
+    ``live`` are this process's dirs in use, whatever their age (a slow upload or download
+    can outlast ``max_age_s``). Another process sharing the spool dir keeps its dirs fresh
+    enough only if its requests finish within ``max_age_s``."""
     root = Path(spool_dir or tempfile.gettempdir())
     cutoff = time.time() - max_age_s
+    live = {Path(p).resolve() for p in live}
     removed = 0
     for path in root.glob(f"{SPOOL_PREFIX}*"):
         try:
+            if path.resolve() in live:
+                continue
             if path.is_dir() and path.stat().st_mtime < cutoff:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1

@@ -47,11 +47,18 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         406: "Accept names no format this endpoint can send.",
         409: "The resource is not in a state that allows this.",
         410: "The job's result has expired.",
-        413: "The upload exceeds the size limit.",
+        413: "Over a size limit (upload, decompressed bytes, rows, result); `limit` names it.",
         415: "Unsupported content type.",
-        422: "Missing columns, or a value that is not a finite number (names row and column).",
-        429: "Too many queued jobs.",
-        503: "No model loaded yet.",
+        422: (
+            "Missing columns, a value that is not a finite number (names row and column), "
+            "a refused Parquet type, or an invalid parameter (`errors` lists each)."
+        ),
+        429: "Too many queued jobs, or this key's quota (`limit` names it); see Retry-After.",
+        503: (
+            "No model loaded yet, too many uploads in flight, or scoring exceeded "
+            "max_score_seconds (`limit` names it)."
+        ),
+        507: "Not enough free disk space (limit min_free_disk_bytes).",
     }
     return {code: {"model": ErrorResponse, "description": reasons[code]} for code in codes}
 

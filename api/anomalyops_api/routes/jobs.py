@@ -9,9 +9,18 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Path, Request, Response, status
 
-from anomalyops_api.deps import ActiveModelDep, Caller, CallerDep, JobsDep, MetricsDep, SettingsDep
+from anomalyops_api.deps import (
+    ActiveModelDep,
+    Caller,
+    CallerDep,
+    JobsDep,
+    MetricsDep,
+    SettingsDep,
+    UploadGateDep,
+)
 from anomalyops_api.errors import ApiError
 from anomalyops_api.jobs import Job, JobService, JobStatus, timestamp
+from anomalyops_api.limits import limit_error
 from anomalyops_api.routes.common import UPLOAD_BODY, BigChunkFileResponse, error_responses
 from anomalyops_api.routes.scoring import FormatQuery, model_headers
 from anomalyops_api.schemas import ErrorResponse, JobResponse
@@ -71,7 +80,7 @@ async def _owned_job(jobs: JobService, job_id: str, caller: Caller) -> Job:
     status_code=status.HTTP_202_ACCEPTED,
     summary="Submit a file for asynchronous scoring",
     openapi_extra=UPLOAD_BODY,
-    responses=error_responses(400, 401, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 413, 415, 422, 429, 503, 507),
 )
 async def submit_job(
     request: Request,
@@ -81,6 +90,7 @@ async def submit_job(
     jobs: JobsDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    gate: UploadGateDep,
     format: FormatQuery = None,
 ) -> JobResponse:
     """Answers 202 as soon as the file is on disk and its header has the model's columns;
@@ -94,11 +104,29 @@ async def submit_job(
             f"{settings.max_queued_jobs} jobs are already queued; retry later",
             headers={"Retry-After": "30"},
         )
+    if (
+        await anyio.to_thread.run_sync(jobs.store.count_owned, caller.owner)
+        >= settings.max_key_jobs
+    ):
+        raise limit_error(
+            429,
+            "this API key already has too many stored jobs; download and delete finished "
+            "ones (DELETE /v1/jobs/{id}) or wait for them to expire",
+            "max_key_jobs",
+            settings.max_key_jobs,
+            headers={"Retry-After": "60"},
+        )
     job_id, job_dir = jobs.new_job_dir()
     try:
-        upload = await receive_upload(
-            request, jobs.store.input_path(job_id), settings.max_job_upload_bytes
-        )
+        with gate.admitted(caller.owner, job_dir) as ticket:
+            upload = await receive_upload(
+                request,
+                jobs.store.input_path(job_id),
+                settings.max_job_upload_bytes,
+                ticket=ticket,
+                min_free_disk=settings.min_free_disk_bytes,
+            )
+        ticket.done_with_dir()  # job dirs are not in the spool dir the sweeper cleans
         metrics.upload_bytes.inc(upload.size)
         fmt = detect_format(upload.path, upload.content_type, upload.filename)
         await anyio.to_thread.run_sync(check_columns, upload.path, fmt, model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,9 @@ from anomalyops_api.deps import (
     LimiterDep,
     MetricsDep,
     SettingsDep,
+    UploadGateDep,
 )
+from anomalyops_api.limits import UploadTicket, sync_limits
 from anomalyops_api.routes.common import (
     UPLOAD_BODY,
     BigChunkFileResponse,
@@ -75,25 +78,36 @@ def model_headers(version: int, threshold: float, rows: int) -> dict[str, str]:
             "headers": _REPLY_HEADERS,
             "content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}},
         },
-        **error_responses(400, 401, 406, 413, 415, 422, 503),
+        **error_responses(400, 401, 406, 413, 415, 422, 429, 503, 507),
     },
 )
 async def score(
     request: Request,
-    _caller: CallerDep,
+    caller: CallerDep,
     model: ActiveModelDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     limiter: LimiterDep,
+    gate: UploadGateDep,
     format: FormatQuery = None,
 ) -> BigChunkFileResponse:
     """Streams the upload to disk, scores it in chunks with the version that was being
     served when the request arrived, and streams the reply from a spooled file, so memory
-    stays flat whatever the file size. Files above `max_upload_bytes` need `POST /v1/jobs`."""
+    stays flat whatever the file size. Files above `max_upload_bytes` need `POST /v1/jobs`;
+    so do files that take longer than `max_score_seconds` (503 naming the limit)."""
+    deadline = time.monotonic() + settings.max_score_seconds
     out_format = negotiate(format, request.headers.get("accept"))
     work = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=settings.spool_dir))
+    ticket = None
     try:
-        upload = await receive_upload(request, work / "input", settings.max_upload_bytes)
+        with gate.admitted(caller.owner, work) as ticket:
+            upload = await receive_upload(
+                request,
+                work / "input",
+                settings.max_upload_bytes,
+                ticket=ticket,
+                min_free_disk=settings.min_free_disk_bytes,
+            )
         metrics.upload_bytes.inc(upload.size)
         fmt = detect_format(upload.path, upload.content_type, upload.filename)
         with metrics.scoring_seconds.labels("sync").time():
@@ -107,17 +121,24 @@ async def score(
                     out_format,
                     csv_block_bytes=settings.csv_block_bytes,
                     parquet_batch_rows=settings.parquet_batch_rows,
+                    limits=sync_limits(settings, deadline),
                 ),
                 limiter=limiter,
             )
         (work / "input").unlink()  # free the disk before the (maybe slow) download
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        _cleanup(work, ticket)
         raise
     metrics.rows_scored.labels("sync").inc(result.rows)
     return BigChunkFileResponse(
         result.output_path,
         media_type=out_format.media_type,
         headers=model_headers(result.model_version, result.threshold, result.rows),
-        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+        background=BackgroundTask(_cleanup, work, ticket),
     )
+
+
+def _cleanup(work: Path, ticket: UploadTicket | None) -> None:
+    shutil.rmtree(work, ignore_errors=True)
+    if ticket is not None:
+        ticket.done_with_dir()
