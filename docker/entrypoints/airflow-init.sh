@@ -8,21 +8,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 say() { printf '[airflow-init] %s\n' "$*"; }
 
 eval "$(anomalyops airflow-env)"
-: "${AIRFLOW_ADMIN_USERNAME:=admin}"
-: "${AIRFLOW_ADMIN_EMAIL:=admin@localhost}"
 : "${AIRFLOW_ADMIN_PASSWORD:?set AIRFLOW_ADMIN_PASSWORD (the Airflow UI admin password)}"
 
 say "migrating the metadata database"
 "$here/airflow.sh" db migrate
 
-if "$here/airflow.sh" users list --output plain | awk 'NR > 1 {print $2}' | grep -qxF "$AIRFLOW_ADMIN_USERNAME"; then
-  say "admin user '$AIRFLOW_ADMIN_USERNAME' exists"
-else
-  say "creating admin user '$AIRFLOW_ADMIN_USERNAME'"
-  "$here/airflow.sh" users create --role Admin --username "$AIRFLOW_ADMIN_USERNAME" \
-    --password "$AIRFLOW_ADMIN_PASSWORD" --email "$AIRFLOW_ADMIN_EMAIL" \
-    --firstname Airflow --lastname Admin
-fi
+# The password goes in on stdin, never on a command line (ps): see the script.
+"$here/airflow-admin-user.sh"
 
 say "checking the feature spec"
 anomalyops check-spec

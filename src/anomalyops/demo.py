@@ -262,28 +262,20 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     say(f"Airflow home {env['AIRFLOW_HOME']} (SQLite, SequentialExecutor); logs in {LOG_DIR}")
     run([airflow, "db", "migrate"], env, "airflow-db")
     password = _secret("airflow-admin-password")
-    run(
-        [
-            airflow,
-            "users",
-            "create",
-            "-u",
-            "admin",
-            "-p",
-            password,
-            "-r",
-            "Admin",
-            "-f",
-            "Admin",
-            "-l",
-            "User",
-            "-e",
-            "admin@localhost",
-        ],
-        env,
-        "airflow-users",
-        check=False,
-    )
+    # On stdin (Airflow asks twice), never on the command line where any local user can read
+    # it (ps); a new session has no terminal, so Airflow's getpass reads stdin.
+    with open(LOG_DIR / "airflow-users.log", "ab") as log:
+        subprocess.run(
+            [airflow, "users", "create", "-u", "admin", "-r", "Admin", "-f", "Admin",
+             "-l", "User", "-e", "admin@localhost"],
+            input=f"{password}\n{password}\n".encode(),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+            check=False,  # the user exists on a re-run
+        )  # fmt: skip
     say("compiling the TFX pipeline to IR (anomalyops compile-pipeline)")
     run([str(BIN / "anomalyops"), "compile-pipeline"], env, "compile")
     run([airflow, "dags", "reserialize"], env, "airflow-reserialize")

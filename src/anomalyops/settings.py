@@ -220,6 +220,14 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "ANOMALYOPS_SMTP__HOST/PORT must name a real SMTP server in production"
                 )
+            secret = self.smtp.password.get_secret_value() if self.smtp.password else ""
+            if (self.smtp.user or secret) and not (self.smtp.starttls or self.smtp.ssl):
+                # Else the login goes over the network in clear text (AUTH PLAIN/LOGIN).
+                raise ValueError(
+                    "SMTP credentials (ANOMALYOPS_SMTP__USER/__PASSWORD) need TLS in production: "
+                    "set ANOMALYOPS_SMTP__STARTTLS=true (port 587) or ANOMALYOPS_SMTP__SSL=true "
+                    "(port 465), or leave the credentials empty"
+                )
         return self
 
     @property
