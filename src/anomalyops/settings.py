@@ -75,12 +75,14 @@ class TrainingSettings(BaseModel):
 
     window_days: int = Field(default=14, ge=1)
     """Train on the validated spans (days) of the last ``window_days`` days ingested."""
-    window_restart_drift_score: float | None = Field(default=0.75, gt=0.0)
-    """A day whose largest drift score in the validation gate's report (Jensen-Shannon
-    divergence vs the previous validated day) reaches this starts a new regime: the window then
-    begins at that day, so a sudden shift is learnt from the next run on instead of after
-    ``window_days`` days. Above the gate's warning threshold, so ordinary day-to-day variation
-    does not cut the window. None: never restart."""
+    window_restart_drift_score: float | None = Field(default=0.5, gt=0.0, le=1.0)
+    """A day on which the validation gate found significant drift (p < ``drift_alpha``) in a
+    feature whose marginal two-sample KS statistic against the reference days reaches this
+    starts a new regime: the window then begins at that day, so a sudden shift is learnt from
+    the next run on instead of after ``window_days`` days. The KS statistic does not grow with
+    the sample size (0.5: half of one distribution's mass lies beyond the other), so sampling
+    noise never cuts the window. The gate uses it too (its reference days start at the newest
+    regime start). None: never restart."""
     eval_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     """Share of rows (hashed by timestamp) held out for early stopping and the evaluation gate."""
     epochs: int = Field(default=30, ge=1)
@@ -149,6 +151,22 @@ class ValidationSettings(BaseModel):
     """What a drifted feature does: ``warn`` emails and promotes, ``block`` quarantines."""
     drift_policy_by_feature: dict[str, Literal["warn", "block"]] = {}
     """Per-check overrides of ``drift_policy``, keyed by column name."""
+    drift_alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    """False drift warnings allowed per day when nothing drifts: a feature drifted when its
+    p-value, Bonferroni-corrected over the day's tests, is below this."""
+    drift_reference_days: int = Field(default=7, ge=1)
+    """A day is compared with the pooled last this-many validated days (since the newest
+    regime start): several days reveal gradual drift and calibrate day-to-day variation."""
+    drift_min_calibration_days: int = Field(default=3, ge=2)
+    """Reference days needed to measure how much whole days differ when nothing drifts."""
+    drift_uncalibrated_min_effect: float = Field(default=0.5, gt=0.0, le=1.0)
+    """With fewer reference days than ``drift_min_calibration_days`` (a new lake, the days
+    after a regime start) day-to-day variation is unknown: only a KS statistic this large counts."""
+    drift_residual_test: bool = True
+    """Also test each feature's residual given the other features (a sensor leaving the
+    sensors it moved with); needs two features or more."""
+    drift_reference_max_rows: int = Field(default=20_000, ge=100)
+    """Rows sampled (seeded) from each reference day: bounds the gate's memory and time."""
     unexpected_examples: int = Field(default=5, ge=0, le=20)
     """How many offending values each failed expectation quotes in gate.json and emails."""
 
