@@ -52,8 +52,8 @@ class Limits:
     """Caps on one landing file (see :class:`anomalyops.settings.IngestSettings`)."""
 
     max_file_bytes: int = 2 * _GIB
-    max_decompressed_bytes: int = 4 * _GIB
-    max_rows: int = 20_000_000
+    max_decompressed_bytes: int = _GIB
+    max_rows: int = 5_000_000
 
     @classmethod
     def from_settings(cls, ingest) -> Limits:
