@@ -4,6 +4,7 @@ import pytest
 
 from anomalyops.ingest import SIMULATED_FILE, ingest, land
 from anomalyops.lake import Lake, Zone
+from anomalyops.settings import Settings
 from anomalyops.sources.landing import IngestError
 
 pytestmark = pytest.mark.unit
@@ -77,3 +78,24 @@ def test_reingest_keeps_a_gate_quarantine(settings_env):
     lake.write_files(Zone.QUARANTINE, "2026-11-05", {"reason.json": b'{"stage": "ingest"}'})
     ingest("2026-11-05", s)
     assert not lake.exists(Zone.QUARANTINE, "2026-11-05"), "an ingest rejection is resolved"
+
+
+def test_object_store_landing_checks_size_before_reading(settings_env, monkeypatch, tmp_path):
+    # memory:// takes the fsspec branch (no symlinks or FIFOs there): type and size from the
+    # listing, checked before the file is opened.
+    monkeypatch.setenv("ANOMALYOPS_SOURCE", "landing")
+    monkeypatch.setenv("ANOMALYOPS_LAKE_ROOT", f"memory://{tmp_path.name}/lake")
+    s = settings_env()
+    lake = Lake(s.lake_root)
+    folder = lake.landing_path("2026-11-05")
+    header = "station_id,timestamp,inlet_pressure,outlet_pressure,inlet_temperature,outlet_temperature,motor_current,vibration,shaft_speed,flow_rate\n"
+    with lake.fs.open(f"{folder}/a.csv", "w") as f:
+        f.write(header + "s1,2026-11-05T00:00:00Z,8,40,15,90,200,10,6000,2500\n")
+    assert ingest("2026-11-05", s).rows == 1
+    monkeypatch.setenv("ANOMALYOPS_INGEST__MAX_FILE_BYTES", "100")
+    s = Settings()
+    with pytest.raises(IngestError, match=r"a\.csv: refused: 1\d\d bytes exceeds .*= 100\)"):
+        ingest("2026-11-05", s)
+    reason = json.loads(lake.read_file(Zone.QUARANTINE, "2026-11-05", "reason.json"))
+    assert reason["not_copied"] == ["a.csv"]
+    assert not lake.fs.exists(f"{lake.partition_path(Zone.QUARANTINE, '2026-11-05')}/a.csv")
