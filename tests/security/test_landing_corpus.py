@@ -243,6 +243,26 @@ def test_symlink_is_refused_never_read_copied_or_quoted(landing, tmp_path, targe
     blob = b"".join(p.read_bytes() for p in quarantined.iterdir())
     assert b"SECRET-TOKEN-42" not in blob and b"PATH=" not in blob and b"HOME=" not in blob
     assert str(target).encode() not in blob
+    # The failure alert quotes the error and the quarantine reason: neither holds the content.
+    from anomalyops.alerts import _quarantine_reason, render_failure_email
+
+    msg = render_failure_email(
+        settings_env(),
+        dag_id="anomalyops_ingest",
+        task_id="ingest",
+        run_id="r",
+        logical_date=DAY,
+        try_number=1,
+        error=f"AirflowFailException: ingest rejected {DAY}: {message}",
+        log_url=None,
+        log_path=None,
+        quarantine=_quarantine_reason(settings_env(), DAY),
+    )
+    email = "".join(
+        part.get_payload(decode=True).decode() for part in msg.walk() if not part.is_multipart()
+    )
+    assert "day.csv: refused: a symbolic link" in email
+    assert "SECRET-TOKEN-42" not in email and "PATH=" not in email
 
 
 def test_fifo_is_refused_without_blocking(landing):
