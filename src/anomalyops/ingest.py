@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 import uuid
 from dataclasses import asdict, dataclass
 
@@ -24,6 +25,7 @@ from anomalyops.sources.landing import (
     LandingFile,
     Limits,
     copy_file,
+    is_local,
     load_files,
 )
 from anomalyops.sources.simulator import SimulatorConfig, corrupt, simulate_day
@@ -102,20 +104,13 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
     files = [
         LandingFile(f"landing/{day}/{n}", lake.fs, f"{lake.landing_path(day)}/{n}") for n in names
     ]
+    refused_day = _refused_day(lake, day, len(names), settings)
     try:
-        if len(names) > settings.ingest.max_files:
-            raise IngestError(
-                [
-                    f"landing/{day}/: refused: {len(names):,} files exceeds the limit "
-                    f"(ANOMALYOPS_INGEST__MAX_FILES = {settings.ingest.max_files:,}); "
-                    "combine the day's exports"
-                ]
-            )
+        if refused_day:
+            raise IngestError([refused_day])
         df = load_files(files, spec, limits)
     except IngestError as exc:
-        _quarantine(
-            lake, day, files, exc.problems, limits, copy=len(names) <= settings.ingest.max_files
-        )
+        _quarantine(lake, day, files, exc.problems, limits, copy=refused_day is None)
         log.error("quarantined %s: %s", day, exc)
         raise
     if _quarantined_at_ingest(lake, day):
@@ -127,6 +122,23 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
     )
     log.info("ingested %d rows from %s into %s", len(df), names, lake.uri(path))
     return IngestResult(ds=day.isoformat(), rows=len(df), files=names, path=lake.uri(path))
+
+
+def _refused_day(lake: Lake, day: dt.date, count: int, settings: Settings) -> str | None:
+    """A reason to refuse the whole folder (then nothing in it is read or copied), or None."""
+    if is_local(lake.fs) and os.path.islink(lake.landing_path(day)):
+        # Its files would pass as regular files, but they live wherever the link points.
+        return (
+            f"landing/{day}/: refused: the day's folder is a symbolic link; landing accepts "
+            "files in a real folder only (nothing was read)"
+        )
+    if count > settings.ingest.max_files:
+        return (
+            f"landing/{day}/: refused: {count:,} files exceeds the limit "
+            f"(ANOMALYOPS_INGEST__MAX_FILES = {settings.ingest.max_files:,}); "
+            "combine the day's exports"
+        )
+    return None
 
 
 def _quarantined_at_ingest(lake: Lake, day: dt.date) -> bool:

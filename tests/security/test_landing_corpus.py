@@ -265,6 +265,23 @@ def test_symlink_is_refused_never_read_copied_or_quoted(landing, tmp_path, targe
     assert "SECRET-TOKEN-42" not in email and "PATH=" not in email
 
 
+def test_symlinked_day_folder_is_refused_and_nothing_in_it_read(landing, tmp_path):
+    settings_env, folder = landing
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "day.csv").write_text(
+        HEADER + "s1,2026-11-05T00:00:00Z,8,40,15,90,200,10,6000,SECRET-TOKEN-42\n"
+    )
+    folder.rmdir()
+    folder.symlink_to(elsewhere)
+    message, reason = rejected(settings_env, folder, copied=set())
+    assert message == (
+        f"landing/{DAY}/: refused: the day's folder is a symbolic link; landing accepts files "
+        "in a real folder only (nothing was read)"
+    )
+    assert reason["not_copied"] == ["day.csv"] and "SECRET" not in json.dumps(reason)
+
+
 def test_fifo_is_refused_without_blocking(landing):
     settings_env, folder = landing
     os.mkfifo(folder / "pipe.csv")

@@ -108,7 +108,7 @@ def open_landing(fs, path: str, name: str, limits: Limits) -> Iterator[tuple[Bin
     followed, a FIFO never blocks, and nothing can be swapped in between check and read.
     Object stores hold no links or devices; there the listing's type and size are checked.
     """
-    if _is_local(fs):
+    if is_local(fs):
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(path, flags)
@@ -138,7 +138,8 @@ def open_landing(fs, path: str, name: str, limits: Limits) -> Iterator[tuple[Bin
         yield handle, size
 
 
-def _is_local(fs) -> bool:
+def is_local(fs) -> bool:
+    """Whether ``fs`` is the local filesystem (where links, FIFOs and devices exist)."""
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     return bool({"file", "local"} & set(protocols))
 
