@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ import pyarrow.parquet as pq
 
 from anomalyops import parquet_safety  # before any Parquet read: CVE-2023-47248
 from anomalyops.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    from anomalyops.settings import IngestSettings
 
 READABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _MAX_EXAMPLES = 3
@@ -56,7 +59,7 @@ class Limits:
     max_rows: int = 5_000_000
 
     @classmethod
-    def from_settings(cls, ingest) -> Limits:
+    def from_settings(cls, ingest: IngestSettings) -> Limits:
         return cls(
             max_file_bytes=ingest.max_file_bytes,
             max_decompressed_bytes=ingest.max_decompressed_bytes,
@@ -74,7 +77,7 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A file already in memory (tests, small uploads)."""
+    """A file already in memory (tests, callers that hold the bytes)."""
 
     name: str
     data: bytes
