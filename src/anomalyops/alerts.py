@@ -100,6 +100,13 @@ def _run_fields(
     return [("DAG", dag_id or "-"), ("Run", run_id or "-"), ("Logical date", logical_date or "-")]
 
 
+def _reference_text(block: dict) -> str:
+    refs = block.get("reference_days") or []
+    if len(refs) > 1:
+        return f"the reference days {refs[0]} .. {refs[-1]}"
+    return refs[0] if refs else str(block.get("baseline"))
+
+
 def render_gate_email(
     gate: dict,
     settings: Settings,
@@ -112,7 +119,8 @@ def render_gate_email(
     ds, failed = gate["ds"], gate["expectations"]["failed"]
     anomalies = gate["tfdv"]["anomalies"]
     drift = gate["drift"]["scores"]
-    drifted = [d for d in drift if d.get("drifted")]
+    # A feature has several tests (marginal, residual): count features, not tests.
+    drifted = sorted({d["feature"] for d in drift if d.get("drifted")})
     if gate["decision"] == "fail":
         subject = (
             f"{SUBJECT_PREFIX} ds={ds} QUARANTINED: {len(failed)} failed expectation(s), "
@@ -127,8 +135,9 @@ def render_gate_email(
             f"{SUBJECT_PREFIX} ds={ds} drift warning: {len(drifted)} feature(s) drifted (promoted)"
         )
         lead = (
-            f"The data for {ds} is valid but drifted from {gate['drift']['baseline']}. By policy "
-            "it was promoted to validated/ so the next training run learns the new behaviour."
+            f"The data for {ds} is valid but drifted from {_reference_text(gate['drift'])}. "
+            "By policy it was promoted to validated/ so the next training run learns the new "
+            "behaviour."
         )
     doc = _Doc()
     doc.para(lead)
@@ -149,9 +158,38 @@ def render_gate_email(
     doc.heading(f"TFDV anomalies: {len(anomalies)}")
     doc.table(["feature", "anomaly"], [[a["feature"], a["short_description"]] for a in anomalies])
     base = gate["drift"]["baseline"]
-    doc.heading(f"Drift vs {base}" if base else "Drift")
+    doc.heading(f"Drift vs {_reference_text(gate['drift'])}" if base else "Drift")
     if not base:
         doc.para(gate["drift"].get("note") or "no baseline day")
+    elif any("p_value" in d for d in drift):
+        block = gate["drift"]
+        doc.para(
+            f"Per feature, two-sample KS tests of the day against the reference days: the "
+            f"feature's distribution (ks_2samp) and what the other features do not explain of "
+            f"it (ks_2samp_residual). p-values are Bonferroni-corrected over the day's "
+            f"{len(drift)} tests and account for the sample sizes and the reference days' own "
+            f"day-to-day variation; a feature drifted when p < {block.get('alpha')}. "
+            + (
+                "This day starts a new regime: the training window restarts here."
+                if block.get("restart")
+                else "The training window does not restart (no large significant shift)."
+            )
+        )
+        doc.table(
+            ["feature", "test", "statistic", "critical", "p (corrected)", "drifted", "policy"],
+            [
+                [
+                    d["feature"],
+                    d["comparator"],
+                    "-" if d["value"] is None else f"{d['value']:.4f}",
+                    "-" if d.get("threshold") is None else f"{d['threshold']:.4f}",
+                    f"{d['p_value']:.3g}",
+                    ("YES, restart" if d.get("restart") else "YES") if d["drifted"] else "no",
+                    d.get("policy", ""),
+                ]
+                for d in drift
+            ],
+        )
     else:
         doc.table(
             ["feature", "comparator", "score", "threshold", "drifted", "policy"],

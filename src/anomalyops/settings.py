@@ -159,7 +159,7 @@ class ValidationSettings(BaseModel):
     regime start): several days reveal gradual drift and calibrate day-to-day variation."""
     drift_min_calibration_days: int = Field(default=3, ge=2)
     """Reference days needed to measure how much whole days differ when nothing drifts."""
-    drift_uncalibrated_min_effect: float = Field(default=0.5, gt=0.0, le=1.0)
+    drift_uncalibrated_min_effect: float = Field(default=0.7, gt=0.0, le=1.0)
     """With fewer reference days than ``drift_min_calibration_days`` (a new lake, the days
     after a regime start) day-to-day variation is unknown: only a KS statistic this large counts."""
     drift_residual_test: bool = True

@@ -38,8 +38,10 @@ class Feature(_Strict):
     """Smallest plausible value; outside [min, max] the gate rejects the row."""
     max: float | None = None
     max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    drift_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
-    """Jensen-Shannon divergence against the previous day above which the feature drifted."""
+    drift_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Smallest shift that counts as drift for this feature: a two-sample KS statistic against
+    the gate's reference days, on top of statistical significance (docs/validation.md). None:
+    the spec's ``default_drift_threshold``."""
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> Feature:
@@ -62,7 +64,10 @@ class FeatureSpec(_Strict):
     """Ground truth (1 = anomaly) for evaluation only; never a model input."""
     features: list[Feature] = Field(min_length=1)
     rows_per_day: RowCount = RowCount()
-    default_drift_threshold: float = Field(default=0.2, gt=0.0, le=1.0)
+    default_drift_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Smallest KS statistic that counts as drift for features without their own; 0: every
+    statistically significant shift does (the gate's p-values already account for the day's
+    size, so this is only for ignoring small real shifts on very large days)."""
 
     @model_validator(mode="after")
     def _columns_are_distinct(self) -> FeatureSpec:
@@ -111,7 +116,9 @@ class FeatureSpec(_Strict):
         raise KeyError(name)
 
     def drift_threshold(self, name: str) -> float:
-        return self.feature(name).drift_threshold or self.default_drift_threshold
+        """The feature's minimum drift effect (KS statistic)."""
+        own = self.feature(name).drift_threshold
+        return self.default_drift_threshold if own is None else own
 
     def fingerprint(self) -> str:
         """A short stable hash, so models and reports can say which spec they were built for."""

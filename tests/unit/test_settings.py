@@ -18,7 +18,7 @@ def test_nested_settings_from_the_environment(monkeypatch):
 
 
 def test_null_unsets_an_optional_setting(monkeypatch):
-    assert Settings().training.window_restart_drift_score == 0.75
+    assert Settings().training.window_restart_drift_score == 0.5
     monkeypatch.setenv("ANOMALYOPS_TRAINING__WINDOW_RESTART_DRIFT_SCORE", "null")
     assert Settings().training.window_restart_drift_score is None
 

@@ -50,8 +50,9 @@ def decide(
 ) -> Decision:
     """The gate's policy. Invalid data fails; drift warns or fails per feature's policy.
 
-    ``drift`` entries are ``{"feature", "value", "threshold", "drifted"}``; ``policy`` is one
-    policy for all or ``{feature: "warn"|"block"}`` (missing features: ``warn``).
+    ``drift`` entries are ``{"feature", "comparator", "value", "threshold", "drifted"}`` (plus
+    ``p_value``, ``alpha`` from the calibrated tests); ``policy`` is one policy for all or
+    ``{feature: "warn"|"block"}`` (missing features: ``warn``).
     """
     reasons = []
     for f in failed_expectations:
@@ -64,16 +65,21 @@ def decide(
         if not d.get("drifted"):
             continue
         p = policy if isinstance(policy, str) else policy.get(d["feature"], "warn")
-        text = (
-            f"drift on {d['feature']}: {d.get('comparator', 'distance')} "
-            f"{d['value']:.3f} > {d['threshold']:.3f} ({p})"
-        )
+        text = f"drift on {d['feature']}: {_drift_text(d)} ({p})"
         (blocking if p == "block" else warning).append(text)
     if reasons or blocking:
         return Decision(FAIL, reasons + blocking + warning)
     if warning:
         return Decision(WARN, warning)
     return Decision(PASS, [])
+
+
+def _drift_text(d: dict) -> str:
+    comparator = d.get("comparator", "distance")
+    if d.get("p_value") is None:  # a report from before the calibrated tests
+        return f"{comparator} {d['value']:.3f} > {d['threshold']:.3f}"
+    critical = "" if d.get("threshold") is None else f" (critical {d['threshold']:.3f})"
+    return f"{comparator} {d['value']:.3f}{critical}, p={d['p_value']:.2g} < {d['alpha']:g}"
 
 
 # -- running the checks ----------------------------------------------------------------------
@@ -87,9 +93,37 @@ def data_docs_dir(settings: Settings, lake: Lake) -> Path:
 
 
 def baseline_day(lake: Lake, day: dt.date) -> dt.date | None:
-    """The newest validated partition before ``day`` (drift is measured against it)."""
+    """The newest validated partition before ``day`` (TFDV's statistics page compares with it)."""
     earlier = [d for d in lake.partitions(Zone.VALIDATED) if d < day]
     return earlier[-1] if earlier else None
+
+
+def _restarted(lake: Lake, day: dt.date) -> bool:
+    """Whether the gate's drift record of ``day`` started a new regime (no record: no)."""
+    from anomalyops.validation import drift as dft
+
+    try:
+        record = json.loads(lake.read_file(Zone.REPORTS, day, rpt.DRIFT_JSON))
+    except (FileNotFoundError, ValueError):
+        return False
+    return bool(record.get("restart")) or dft.day_restarts(record.get("scores") or [])
+
+
+def reference_days(lake: Lake, day: dt.date, max_days: int) -> list[dt.date]:
+    """The validated days ``day`` is compared with: the last ``max_days`` before it, cut at
+    the newest one that started a regime (the old normal is no reference for the new one)."""
+    from anomalyops.validation import drift as dft
+
+    earlier = [d for d in lake.partitions(Zone.VALIDATED) if d < day][-max_days:]
+    return [
+        earlier[i] for i in dft.reference_days([_restarted(lake, d) for d in earlier], max_days)
+    ]
+
+
+def _reference_table(lake: Lake, day: dt.date, max_rows: int):
+    df = lake.read_table(Zone.VALIDATED, day)
+    # A seeded sample: the same reference every re-run, bounded memory on big days.
+    return df.sample(n=max_rows, random_state=0) if len(df) > max_rows else df
 
 
 def _baseline_stats(lake: Lake, day: dt.date, spec: FeatureSpec):
@@ -104,8 +138,42 @@ def _baseline_stats(lake: Lake, day: dt.date, spec: FeatureSpec):
     return sch.statistics(lake.read_table(Zone.VALIDATED, day), spec)
 
 
+def drift_scores(
+    df,
+    refs: list[dt.date],
+    settings: Settings,
+    spec: FeatureSpec,
+    lake: Lake,
+    divergences: list[dict],
+    base: dt.date | None,
+) -> list[dict]:
+    """The calibrated drift tests of ``df`` against the pooled ``refs``; TFDV's divergence
+    from ``base`` rides along on the marginal entries as information."""
+    from anomalyops.validation import drift as dft
+
+    if not refs:
+        return []
+    v = settings.validation
+    entity = spec.entity.column if spec.entity and spec.entity.column in df.columns else None
+    scores = dft.drift_scores(
+        df,
+        [_reference_table(lake, d, v.drift_reference_max_rows) for d in refs],
+        spec.feature_names,
+        categorical=[entity] if entity else [],
+        min_effect={name: spec.drift_threshold(name) for name in spec.feature_names},
+        cfg=dft.config_from(settings),
+    )
+    by_feature = {d["feature"]: d for d in divergences}
+    for e in scores:
+        info = by_feature.get(e["feature"])
+        if info is not None and e["comparator"] != dft.KS_RESIDUAL:
+            e["divergence"] = {**info, "baseline": base.isoformat() if base else None}
+    return scores
+
+
 def run_gate(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = None) -> dict:
     """Check ``raw/ds=<day>`` with GX and TFDV; write the report; return gate.json's content."""
+    from anomalyops.validation import drift as dft
     from anomalyops.validation import gx as gxv
     from anomalyops.validation import schema as sch
     from anomalyops.validation import tfdv_checks
@@ -163,14 +231,23 @@ def run_gate(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = N
         files[rpt.ANOMALIES_PBTXT] = tfdv_checks.to_pbtxt(tfdv_res.proto)
     timings["tfdv_s"] = round(time.perf_counter() - t0, 3)
 
-    policies = {d["feature"]: drift_policy(settings, d["feature"]) for d in tfdv_res.drift}
-    drift = [{**d, "policy": policies[d["feature"]]} for d in tfdv_res.drift]
+    t0 = time.perf_counter()
+    refs = reference_days(lake, day, v.drift_reference_days) if base and len(df) else []
+    scores = drift_scores(df, refs, settings, spec, lake, tfdv_res.drift, base)
+    timings["drift_s"] = round(time.perf_counter() - t0, 3)
+    policies = {d["feature"]: drift_policy(settings, d["feature"]) for d in scores}
+    drift = [{**d, "policy": policies[d["feature"]]} for d in scores]
     decision = decide(gx_res.failures, tfdv_res.anomalies, drift, policies)
     drift_block = {
         "baseline": base.isoformat() if base else None,
         "note": None
         if base
         else "no validated day before this one: nothing to compare with (first day)",
+        "method": dft.METHOD,
+        "reference_days": [d.isoformat() for d in refs],
+        "alpha": v.drift_alpha,
+        "restart": dft.day_restarts(drift),
+        "restart_score": dft.restart_score(drift),
         "scores": drift,
     }
     files[rpt.DRIFT_JSON] = rpt.dumps({"ds": day.isoformat(), **drift_block})

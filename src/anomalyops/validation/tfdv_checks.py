@@ -1,8 +1,10 @@
-"""TFDV: statistics, validation against the curated schema, and drift against a baseline day.
+"""TFDV: statistics, validation against the curated schema, and divergence from a baseline day.
 
-Drift comparators are set at run time from the feature spec (one source of truth for
-thresholds): Jensen-Shannon divergence for numeric features, L-infinity distance for
-categorical (string) columns. The label is evaluation-only and is never compared.
+The divergences (Jensen-Shannon for numeric features, L-infinity distance for categorical
+(string) columns, vs the previous validated day) are information only: histogram distances on
+a few hundred rows are mostly sampling noise, so whether a day drifted is decided by
+:mod:`anomalyops.validation.drift`, whose tests account for the sample sizes. The label is
+evaluation-only and is never compared.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 
 JS, LINF = "jensen_shannon_divergence", "infinity_norm"
 _DRIFT_REASONS = {"COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH", "COMPARATOR_L_INFTY_HIGH"}
+_INFORMATION_ONLY = 1.0  # both distances are <= 1: TFDV measures them and never flags them
 
 
 @dataclass
@@ -25,21 +28,21 @@ class TfdvResult:
     anomalies: list[dict] = field(default_factory=list)
     """Schema anomalies: ``{"feature", "short_description", "description", "reasons"}``."""
     drift: list[dict] = field(default_factory=list)
-    """Every comparison made: ``{"feature", "comparator", "value", "threshold", "drifted"}``."""
+    """Every divergence measured (information): ``{"feature", "comparator", "value"}``."""
     proto: anomalies_pb2.Anomalies | None = None
 
 
 def drift_comparators(spec: FeatureSpec, schema: schema_pb2.Schema) -> dict[str, tuple[str, float]]:
-    """``{column: (comparator, threshold)}`` for every column drift is checked on."""
+    """``{column: (comparator, threshold)}`` for every column a divergence is measured on."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     out: dict[str, tuple[str, float]] = {}
     for name in spec.feature_names:
-        out[name] = (JS, spec.drift_threshold(name))
+        out[name] = (JS, _INFORMATION_ONLY)
     for feat in schema.feature:
-        # Categorical columns other than features: the entity (a new mix of entities is drift).
+        # Categorical columns other than features: the entity (a new mix of entities).
         if feat.name not in out and feat.type == schema_pb2.BYTES:
-            out[feat.name] = (LINF, spec.default_drift_threshold)
+            out[feat.name] = (LINF, _INFORMATION_ONLY)
     return out
 
 
@@ -58,7 +61,7 @@ def validate(
     spec: FeatureSpec,
     previous: statistics_pb2.DatasetFeatureStatisticsList | None = None,
 ) -> TfdvResult:
-    """Schema anomalies of ``stats``, plus drift scores against ``previous`` when given."""
+    """Schema anomalies of ``stats``, plus divergences from ``previous`` when given."""
     import tensorflow_data_validation as tfdv
 
     comparators = drift_comparators(spec, schema) if previous is not None else {}
@@ -94,15 +97,13 @@ def validate(
         name = info.path.step[0] if info.path.step else ""
         for m in info.drift_measurements:
             measured[name] = m.value
-    for name, (comparator, threshold) in sorted(comparators.items()):
+    for name, (comparator, _) in sorted(comparators.items()):
         value = measured.get(name)
         result.drift.append(
             {
                 "feature": name,
                 "comparator": comparator,
                 "value": None if value is None else round(float(value), 6),
-                "threshold": threshold,
-                "drifted": value is not None and value > threshold,
             }
         )
     return result

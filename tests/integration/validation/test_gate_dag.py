@@ -83,7 +83,7 @@ def test_good_day_promoted_drifted_day_warns_and_rerun_is_idempotent(
     assert (gate["decision"], gate["outcome"]) == ("warn", "promoted")
     assert gate["drift"]["baseline"] == good.isoformat()
     flagged = [d for d in gate["drift"]["scores"] if d["drifted"]]
-    assert flagged and all(d["value"] > d["threshold"] == 0.3 for d in flagged)
+    assert flagged and all(d["value"] > d["threshold"] and d["p_value"] < 0.01 for d in flagged)
     assert lake.exists(Zone.VALIDATED, drifted)
     (msg,) = mail_sink.wait_for(1)
     assert "drift warning" in msg["Subject"] and f"ds={drifted}" in msg["Subject"]

@@ -102,3 +102,14 @@ def test_strategy_refuses_examples_without_a_span():
     artifact.uri = "/pipeline/ExampleGen/examples/7"
     with pytest.raises(RuntimeError, match="without a span"):
         RegimeWindowStrategy(num_spans=3).resolve_artifacts(None, {"examples": [artifact]})
+
+
+def test_a_calibrated_report_gives_its_restart_score_not_the_largest_statistic():
+    # A large but insignificant marginal shift (day-to-day variation) must not cut the window.
+    report = {
+        "restart_score": 0.0,
+        "scores": [{"feature": "flow", "comparator": "ks_2samp", "value": 0.6, "drifted": False}],
+    }
+    assert logic.max_drift_score(report) == 0.0
+    assert logic.max_drift_score({**report, "restart_score": 0.93}) == pytest.approx(0.93)
+    assert logic.max_drift_score({"restart_score": None, "scores": []}) is None

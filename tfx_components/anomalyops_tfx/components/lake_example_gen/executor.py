@@ -65,7 +65,7 @@ class Executor(BaseExampleGenExecutor):
 
 
 def drift_score_of_day(lake_root: str, day: dt.date) -> float | None:
-    """The validation gate's largest drift score for ``day`` (None without a drift report)."""
+    """The validation gate's regime-change score for ``day`` (None without a drift report)."""
     from anomalyops.lake import Lake, Zone
     from anomalyops.validation import report
 

@@ -3,9 +3,10 @@
 A rolling window of the last ``num_spans`` spans teaches the model what "normal" was over those
 days. After a sudden shift (a replaced sensor, a new operating point) that is the wrong lesson:
 the old days would dominate the window for ``num_spans`` days and the model would flag the new
-normal. ExampleGen records on each span the validation gate's largest drift score (vs the
-previous validated day); a span whose score reaches ``restart_score`` starts a new regime, and
-the window then begins at the newest such span.
+normal. ExampleGen records on each span the validation gate's regime-change score (the largest
+two-sample KS statistic of a feature that drifted significantly against the gate's reference
+days); a span whose score reaches ``restart_score`` starts a new regime, and the window then
+begins at the newest such span.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 DRIFT_SCORE_PROPERTY = "anomalyops_drift_score"
-"""Custom property of an Examples artifact: the gate's largest drift score for its day."""
+"""Custom property of an Examples artifact: the gate's regime-change score for its day."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,15 @@ def select(spans: Iterable[SpanInfo], num_spans: int, restart_score: float | Non
 
 
 def max_drift_score(drift_report: dict) -> float | None:
-    """The largest drift score in a gate's ``tfdv/drift.json`` (None when nothing was compared)."""
+    """The regime-change score of a gate's ``tfdv/drift.json`` (None when nothing was compared).
+
+    Reports of the calibrated gate carry it as ``restart_score`` (0.0 when no feature drifted
+    significantly: a large but insignificant shift is day-to-day variation). Older reports
+    have only per-feature divergences: their largest value.
+    """
+    if "restart_score" in drift_report:
+        score = drift_report["restart_score"]
+        return None if score is None else float(score)
     values = [
         float(s["value"])
         for s in drift_report.get("scores", [])
