@@ -173,3 +173,45 @@ def test_callback_stays_quiet_when_the_task_already_alerted(monkeypatch):
     setattr(exc, alerts.ALERTED_ATTR, True)
     alerts.on_failure_callback({"exception": exc})
     assert sent == []
+
+
+def test_calibrated_drift_email_counts_features_and_says_whether_the_window_restarts():
+    entry = {
+        "feature": "flow",
+        "comparator": "ks_2samp",
+        "value": 0.93,
+        "threshold": 0.21,
+        "p_value": 1e-9,
+        "alpha": 0.01,
+        "drifted": True,
+        "restart": True,
+        "policy": "warn",
+    }
+    residual = {**entry, "comparator": "ks_2samp_residual", "value": 0.6, "restart": False}
+    quiet = {**entry, "feature": "temp", "value": 0.05, "p_value": 1.0, "drifted": False}
+    quiet["restart"] = False
+    drift = {
+        "baseline": "2026-11-05",
+        "reference_days": ["2026-10-30", "2026-11-05"],
+        "alpha": 0.01,
+        "restart": True,
+        "scores": [entry, residual, quiet],
+    }
+    gate = {**GATE, "decision": "warn", "expectations": {"failed": []}, "tfdv": {"anomalies": []}}
+    msg = alerts.render_gate_email({**gate, "drift": drift}, Settings())
+    assert msg["Subject"].endswith("drift warning: 1 feature(s) drifted (promoted)")
+    text, html = parts(msg)
+    for needle in (
+        "the reference days 2026-10-30 .. 2026-11-05",
+        "ks_2samp_residual",
+        "0.9300",
+        "0.2100",
+        "1e-09",
+        "YES, restart",
+        "the training window restarts here",
+        "Bonferroni-corrected over the day's 3 tests",
+    ):
+        assert needle in text and escape(needle) in html, needle
+    drift["restart"], entry["restart"] = False, False
+    text, _ = parts(alerts.render_gate_email({**gate, "drift": drift}, Settings()))
+    assert "does not restart" in text and "YES, restart" not in text

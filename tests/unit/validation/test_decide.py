@@ -66,3 +66,23 @@ def test_policy_per_check():
 
 def test_score_equal_to_threshold_is_not_drift():
     assert decide([], [], [drift("a", 0.2)], "block").verdict == PASS
+
+
+def test_calibrated_drift_reads_as_statistic_critical_value_and_p_value():
+    calibrated = {
+        "feature": "a",
+        "comparator": "ks_2samp",
+        "value": 0.41,
+        "threshold": 0.08,
+        "p_value": 2.5e-7,
+        "alpha": 0.01,
+        "drifted": True,
+    }
+    chi2 = {**calibrated, "feature": "station", "comparator": "chi2_contingency"}
+    chi2["threshold"] = None
+    d = decide([], [], [calibrated, chi2])
+    assert d.verdict == WARN
+    assert d.reasons == [
+        "drift on a: ks_2samp 0.410 (critical 0.080), p=2.5e-07 < 0.01 (warn)",
+        "drift on station: chi2_contingency 0.410, p=2.5e-07 < 0.01 (warn)",
+    ]
