@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 import pyarrow_hotfix  # noqa: F401 - CVE-2023-47248, before anything in this process reads Parquet
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from anomalyops import __version__
 from anomalyops_api.errors import install_error_handlers
@@ -25,6 +26,7 @@ from anomalyops_api.jobs import JobService
 from anomalyops_api.limits import UploadGate
 from anomalyops_api.metrics import ApiMetrics, MetricsMiddleware
 from anomalyops_api.model import _tensorflow
+from anomalyops_api.openapi import AllowHeaderMiddleware, truthful_openapi
 from anomalyops_api.registry import ModelRegistry, watch
 from anomalyops_api.routes import health, jobs, models, scoring
 from anomalyops_api.settings import ApiSettings
@@ -104,18 +106,22 @@ async def _sweep_spool_forever(
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to :class:`ApiSettings` from the environment."""
     settings = settings or ApiSettings()
-    app = FastAPI(
-        title="anomalyops scoring API",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url="/docs" if settings.docs_on else None,
-        redoc_url="/redoc" if settings.docs_on else None,
-        openapi_url="/openapi.json" if settings.docs_on else None,
-    )
+    common = {
+        "title": "anomalyops scoring API",
+        "version": __version__,
+        "description": DESCRIPTION,
+        "lifespan": lifespan,
+    }
+    if settings.docs_on:
+        # Swagger UI and ReDoc assets from the fastapi-offline package: no CDN needed.
+        app = FastAPIOffline(**common)
+    else:
+        app = FastAPI(**common, docs_url=None, redoc_url=None, openapi_url=None)
+    app.openapi = partial(truthful_openapi, app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
+    app.add_middleware(AllowHeaderMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(scoring.router)
     app.include_router(jobs.router)

@@ -29,6 +29,14 @@ def _examples(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
+class FieldError(BaseModel):
+    """One invalid request parameter (422)."""
+
+    loc: str = Field(description="Where, dotted: e.g. `query.format`, `body.version`.")
+    msg: str
+    type: str | None = None
+
+
 class ErrorResponse(BaseModel):
     """Every error: ``detail`` says what is wrong; the optional fields locate it."""
 
@@ -51,7 +59,7 @@ class ErrorResponse(BaseModel):
     limit: str | None = Field(
         default=None, description="The setting whose limit was hit (ANOMALYOPS_API_<LIMIT>)."
     )
-    errors: list[dict[str, Any]] | None = Field(
+    errors: list[FieldError] | None = Field(
         default=None, description="Request validation errors, one per bad parameter."
     )
 

@@ -40,7 +40,10 @@ UPLOAD_BODY: dict[str, Any] = {
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     reasons = {
-        400: "Malformed file: empty, not CSV/Parquet/gzip, not UTF-8, broken multipart.",
+        400: (
+            "Malformed file (empty, not CSV/Parquet/gzip, not UTF-8, broken multipart) "
+            "or a request body that is not JSON."
+        ),
         401: "Missing or invalid X-API-Key.",
         403: "A scoring key on an admin endpoint.",
         404: "No such job or version.",

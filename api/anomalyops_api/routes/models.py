@@ -123,7 +123,7 @@ async def reload_models(_admin: AdminDep, registry: RegistryDep) -> ReloadRespon
 @admin.post(
     "/pin",
     summary="Serve one version (rollback) until unpinned",
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 async def pin_model(body: PinRequest, _admin: AdminDep, registry: RegistryDep) -> ReloadResponse:
     """Loads `version` (if not already served), swaps to it and stops following the newest.
