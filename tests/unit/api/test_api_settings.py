@@ -88,3 +88,32 @@ def test_importing_the_app_does_not_import_tensorflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_limits_have_defaults_and_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = ApiSettings()
+    assert s.max_rows == 20_000_000 and s.min_free_disk_bytes == 1024 * 1024 * 1024
+    assert s.csv_escape_formulas and s.max_concurrent_uploads == 16
+    monkeypatch.setenv("ANOMALYOPS_API_MAX_ROWS", "10")
+    monkeypatch.setenv("ANOMALYOPS_API_MAX_SCORE_SECONDS", "2.5")
+    monkeypatch.setenv("ANOMALYOPS_API_CSV_ESCAPE_FORMULAS", "false")
+    s = ApiSettings()
+    assert s.max_rows == 10 and s.max_score_seconds == 2.5 and not s.csv_escape_formulas
+    monkeypatch.setenv("ANOMALYOPS_API_MAX_ROWS", "0")
+    with pytest.raises(ValidationError, match="max_rows"):
+        ApiSettings()
+
+
+def test_docs_follow_the_environment_unless_set() -> None:
+    assert ApiSettings().docs_on
+    production = {"environment": "production", "keys": STRONG, "admin_key": ADMIN}
+    assert not ApiSettings(**production).docs_on
+    assert ApiSettings(**production, docs_enabled=True).docs_on
+    assert not ApiSettings(docs_enabled=False).docs_on
+
+
+def test_the_api_image_starts_in_production_mode() -> None:
+    from anomalyops.settings import PROJECT_ROOT
+
+    dockerfile = (PROJECT_ROOT / "docker" / "api" / "Dockerfile").read_text()
+    assert "ANOMALYOPS_API_ENVIRONMENT=production" in dockerfile
