@@ -566,6 +566,16 @@ class Lake:
             if wait:
                 raise
             return False
+        except OSError as exc:
+            if wait:
+                raise
+            # A reader (maybe with read-only access) must not fail on a writer's leftovers.
+            log.warning(
+                "could not finish the publish of %s: %s",
+                self.uri(self.partition_path(zone, ds)),
+                exc,
+            )
+            return False
 
     def _recover_locked(self, zone: Zone, ds: str | dt.date) -> bool:
         journal = self._journal_path(zone, ds)

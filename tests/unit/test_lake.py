@@ -307,3 +307,17 @@ def test_the_lock_is_reentrant_in_one_thread(tmp_path):
     with lake.lock(DAY, purpose="readmit"), lake.lock(DAY, purpose="inner"):
         lake.write_table(Zone.RAW, DAY, df())
     assert lake.exists(Zone.RAW, DAY)
+
+
+def test_a_reader_that_cannot_finish_a_publish_does_not_fail(caplog):
+    lake = flaky_lake()
+    lake.write_table(Zone.RAW, DAY, df(3, 1.0))
+    lake.fs.copies_left = 0  # the store keeps failing, for the reader too
+    with pytest.raises(OSError):
+        lake.write_table(Zone.RAW, DAY, df(4, 2.0))
+    with caplog.at_level(logging.WARNING):
+        assert not lake.exists(Zone.RAW, DAY)
+        assert lake.partitions(Zone.RAW) == []
+    assert "could not finish the publish" in caplog.text
+    lake.fs.copies_left = None  # the store is back: the next read finishes it
+    assert lake.read_table(Zone.RAW, DAY)["x"].tolist() == [2.0] * 4
