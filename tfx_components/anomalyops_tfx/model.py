@@ -15,6 +15,9 @@ from typing import Any
 
 SIGNATURE = "serving_default"
 OUTPUTS = ("anomaly_score", "threshold", "is_anomaly")
+EXPLANATION_OUTPUT = "feature_contributions"
+"""Optional output ``[rows, features]``: each feature's share of the score (models from the
+detector ensemble on; older models lack it)."""
 
 
 def layer_sizes(n_features: int, hidden_units: Sequence[int] | None = None) -> list[int]:
@@ -67,13 +70,18 @@ def make_serving_module(
     raw_feature_spec: Mapping[str, Any],
     feature_names: Sequence[str],
     threshold: float,
+    tables=None,
 ):
     """A ``tf.Module`` whose ``serve`` takes raw float columns and returns the contract's outputs.
 
+    With ``tables`` (:class:`anomalyops_tfx.detector.DetectorTables`, part-score tables fitted)
+    the score is the detector ensemble's; without, the autoencoder's reconstruction error alone.
     The threshold is a variable (``module.threshold``) so the pusher can write the calibrated
     value into the copy it serves without retraining.
     """
     import tensorflow as tf
+
+    from anomalyops_tfx import detector
 
     names = list(feature_names)
 
@@ -92,12 +100,22 @@ def make_serving_module(
             dense_shape=tf.shape(dense, out_type=tf.int64),
         )
 
+    def constant(value):
+        return tf.Variable(value, dtype=tf.float32, trainable=False)
+
     class AnomalyModule(tf.Module):
         def __init__(self):
             super().__init__(name="anomaly_detector")
             self.model = model
             self.tft_layer = tft_layer
             self.threshold = tf.Variable(float(threshold), dtype=tf.float32, trainable=False)
+            self.tables = None
+            if tables is not None:
+                self.tables = {k: constant(v) for k, v in detector.table_tensors(tables).items()}
+                self.part_tables = {
+                    part: (constant(t.values), constant(t.lower_scale), constant(t.upper_scale))
+                    for part, t in tables.part_scores.items()
+                }
 
         @tf.function(
             input_signature=[{n: tf.TensorSpec([None], tf.float32, name=n) for n in names}]
@@ -105,12 +123,23 @@ def make_serving_module(
         def serve(self, features):
             transformed = self.tft_layer({n: to_raw(n, features[n]) for n in names})
             z = tf.stack([tf.reshape(transformed[n], [-1]) for n in names], axis=1)
-            score = tf.cast(reconstruction_error(z, self.model(z, training=False)), tf.float32)
+            z = tf.cast(z, tf.float32)
+            reconstruction = tf.cast(self.model(z, training=False), tf.float32)
+            if self.tables is None:
+                score = tf.cast(reconstruction_error(z, reconstruction), tf.float32)
+                contrib = tf.square(z - reconstruction)
+            else:
+                raw, per_feature = detector.raw_parts(
+                    z, reconstruction, self.tables, tables.neighbours
+                )
+                score, surprises = detector.combine(raw, self.part_tables, tables.weights)
+                contrib = detector.contributions(per_feature, surprises)
             threshold = tf.fill(tf.shape(score), self.threshold)
             return {
                 "anomaly_score": score,
                 "threshold": threshold,
                 "is_anomaly": score > threshold,
+                "feature_contributions": contrib,
             }
 
     return AnomalyModule()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from typing import Any
 
@@ -31,7 +32,25 @@ def training_config(settings) -> dict[str, Any]:
         "hidden_units": t.hidden_units,
         "seed": t.seed,
         "threshold_quantile": t.threshold_quantile,
+        "detector_weights": dict(t.detector_weights),
+        "neighbours": t.neighbours,
+        "reference_rows": t.reference_rows,
     }
+
+
+def schedule(rows: int, epochs: int | None, batch_size: int | None) -> tuple[int, int]:
+    """(epochs, batch size): the configured values, or ones adapted to ``rows``.
+
+    About 3,000 gradient steps whatever the window's size (2-200 epochs; early stopping ends
+    sooner), batches of ``rows / 64`` rounded to a power of two (32-1024): a 1,000-row window
+    gets ~95 epochs of 32, a 20,000-row one ~38 of 256, 14 M rows 2 of 1024.
+    """
+    if batch_size is None:
+        batch_size = int(min(1024, max(32, 2 ** round(math.log2(max(rows, 1) / 64)))))
+    if epochs is None:
+        steps_per_epoch = max(1, math.ceil(rows / batch_size))
+        epochs = int(min(200, max(2, math.ceil(3000 / steps_per_epoch))))
+    return epochs, batch_size
 
 
 def transformed_matrix(patterns: list[str], tft_output, feature_names: list[str], batch_size=4096):
@@ -55,12 +74,27 @@ def transformed_matrix(patterns: list[str], tft_output, feature_names: list[str]
     return np.concatenate(parts).astype(np.float32)
 
 
+def _ensemble_scores(tables, model, x) -> Any:
+    """The ensemble score of z-space rows ``x`` (the serving graph's math, eagerly)."""
+    from anomalyops_tfx import detector
+
+    raw, _ = detector.raw_parts(
+        x, model(x, training=False), detector.table_tensors(tables), tables.neighbours
+    )
+    part_tables = {
+        p: (t.values, t.lower_scale, t.upper_scale) for p, t in tables.part_scores.items()
+    }
+    score, _ = detector.combine(raw, part_tables, tables.weights)
+    return score.numpy()
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (passed by dotted path: ``anomalyops_tfx.trainer.run_fn``)."""
     import numpy as np
     import tensorflow_transform as tft
     import tf_keras
 
+    from anomalyops_tfx import detector
     from anomalyops_tfx import model as model_lib
 
     spec = spec_from_config(fn_args.custom_config)
@@ -72,6 +106,7 @@ def run_fn(fn_args) -> None:
     x_eval = transformed_matrix(fn_args.eval_files, tft_output, names)
     log.info("Training on %d rows, early stopping on %d eval rows", len(x_train), len(x_eval))
 
+    epochs, batch_size = schedule(len(x_train), cfg.get("epochs"), cfg.get("batch_size"))
     model = model_lib.build_autoencoder(
         len(names), cfg["hidden_units"], learning_rate=cfg["learning_rate"], seed=cfg["seed"]
     )
@@ -87,23 +122,40 @@ def run_fn(fn_args) -> None:
         x_train,
         x_train,
         validation_data=(x_eval, x_eval),
-        epochs=cfg["epochs"],
-        batch_size=cfg["batch_size"],
+        epochs=epochs,
+        batch_size=batch_size,
         shuffle=True,
         callbacks=callbacks,
-        verbose=2,
+        verbose=2 if epochs <= 30 else 0,
     )
-    train_scores = model_lib.reconstruction_error(x_train, model(x_train)).numpy()
-    # Provisional: the evaluation gate recalibrates on held-out rows before anything is served.
-    provisional = float(np.quantile(train_scores, cfg["threshold_quantile"]))
-
+    tables = detector.fit_tables(
+        x_train,
+        seed=cfg["seed"],
+        max_reference=cfg.get("reference_rows", detector.MAX_REFERENCE_ROWS),
+        neighbours=cfg.get("neighbours", detector.DEFAULT_NEIGHBOURS),
+        weights=cfg.get("detector_weights"),
+    )
+    tables.residuals = detector.QuantileTable.fit(
+        np.abs(x_train - model(x_train, training=False).numpy())
+    )
+    # Each part's score is normalised by its distribution on held-out rows: the eval split,
+    # which neither the autoencoder's weights nor the reference sample have seen.
+    raw_eval, _ = detector.raw_parts(
+        x_eval, model(x_eval, training=False), detector.table_tensors(tables), tables.neighbours
+    )
+    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw_eval.items()})
     module = model_lib.make_serving_module(
         model,
         tft_output.transform_features_layer(),
         tft_output.raw_feature_spec(),
         names,
-        provisional,
+        float("inf"),  # provisional, replaced below
+        tables=tables,
     )
+    # Provisional: the evaluation gate recalibrates on held-out rows before anything is served.
+    train_scores = _ensemble_scores(tables, model, x_train)
+    provisional = float(np.quantile(train_scores, cfg["threshold_quantile"]))
+    module.threshold.assign(provisional)
     model_lib.export(module, fn_args.serving_model_dir)
 
     info = {
@@ -111,7 +163,14 @@ def run_fn(fn_args) -> None:
         "features": names,
         "train_rows": len(x_train),
         "eval_rows": len(x_eval),
+        "epochs": epochs,
+        "batch_size": batch_size,
         "epochs_run": len(history.history["loss"]),
+        "detector": {
+            "weights": tables.weights,
+            "neighbours": tables.neighbours,
+            "reference_rows": len(tables.reference),
+        },
         "final_loss": float(history.history["loss"][-1]),
         "best_val_loss": float(min(history.history["val_loss"])),
         "provisional_threshold": provisional,

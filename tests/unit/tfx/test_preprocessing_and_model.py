@@ -12,6 +12,7 @@ import pytest
 
 from anomalyops.settings import Settings
 from anomalyops.spec import load_spec
+from anomalyops_tfx import detector
 from anomalyops_tfx import model as model_lib
 from anomalyops_tfx.features import SPEC_KEY, spec_from_config, spec_to_config
 
@@ -121,12 +122,19 @@ def test_export_serves_contract_and_threshold_can_be_rewritten(transformed, tmp_
     model = model_lib.build_autoencoder(len(SPEC.feature_names))
     model.fit(z, z, epochs=2, batch_size=64, verbose=0)
     output = tft.TFTransformOutput(tft_dir)
+    tables = detector.fit_tables(z[:150])
+    tables.residuals = detector.QuantileTable.fit(np.abs(z[:150] - model(z[:150]).numpy()))
+    raw, _ = detector.raw_parts(
+        z[150:], model(z[150:]), detector.table_tensors(tables), tables.neighbours
+    )
+    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw.items()})
     module = model_lib.make_serving_module(
         model,
         output.transform_features_layer(),
         output.raw_feature_spec(),
         SPEC.feature_names,
         threshold=1.5,
+        tables=tables,
     )
     model_lib.export(module, str(tmp_path / "trained"))
     model_lib.rewrite_threshold(str(tmp_path / "trained"), str(tmp_path / "pushed"), 7.25)
@@ -154,3 +162,8 @@ def test_export_serves_contract_and_threshold_can_be_rewritten(transformed, tmp_
     # NaN (missing) is imputed inside the model, so the score stays finite.
     assert all(np.isfinite(out["pushed"]["anomaly_score"]))
     assert out["pushed"]["is_anomaly"] == [s > 7.25 for s in out["pushed"]["anomaly_score"]]
+    # The explanation output: one share per feature and row, never above the score.
+    contributions = np.array(out["pushed"]["feature_contributions"])
+    assert contributions.shape == (3, len(SPEC.feature_names))
+    assert np.all(contributions >= 0)
+    assert np.all(contributions.sum(axis=1) <= np.array(out["pushed"]["anomaly_score"]) + 1e-4)
