@@ -75,3 +75,16 @@ def test_gate_scores_carry_the_spec_min_effect_and_tfdv_divergence(settings_env)
     assert marginal["a"]["divergence"] == {**divergences[0], "baseline": day(4).isoformat()}
     assert marginal["a"]["calibration_days"] == 5 and marginal["a"]["reference_rows"] == 1500
     assert g.drift_scores(today, [], settings, SPEC, lake, divergences, None) == []
+
+
+def test_a_feature_can_lower_the_spec_wide_minimum_effect_to_zero():
+    spec = parse_spec(
+        {
+            "name": "s",
+            "timestamp": {"column": "ts"},
+            "default_drift_threshold": 0.3,
+            "features": [{"name": "a", "drift_threshold": 0.0}, {"name": "b"}],
+        }
+    )
+    assert (spec.drift_threshold("a"), spec.drift_threshold("b")) == (0.0, 0.3)
+    assert SPEC.default_drift_threshold == 0.0  # default: every significant shift counts
