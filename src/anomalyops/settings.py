@@ -92,13 +92,14 @@ class TrainingSettings(BaseModel):
     """None adapts it to the window: rows / 64 rounded to a power of two, 32-1024."""
     learning_rate: float = Field(default=3e-3, gt=0.0)
     detector_weights: dict[Literal["tails", "knn", "copula_knn", "autoencoder"], float] = Field(
-        default={"tails": 1.0, "knn": 1.0, "copula_knn": 1.0, "autoencoder": 0.5}
+        default={"tails": 1.0, "knn": 1.0, "copula_knn": 1.0, "autoencoder": 0.25}
     )
     """Weight of each part of the detector ensemble (0 drops a part); docs/detector.md."""
     neighbours: int = Field(default=100, ge=1)
     """k of the kNN parts (at most half the reference sample)."""
     reference_rows: int = Field(default=2048, ge=8)
-    """Rows of the kNN reference sample kept in the model (serving cost grows with it)."""
+    """Rows of the kNN reference sample kept in the model, at most half the training rows
+    (serving cost grows with it)."""
     early_stopping_patience: int = Field(default=5, ge=0)
     hidden_units: list[int] | None = None
     """Encoder layer widths ending with the bottleneck; None derives them from the feature count."""

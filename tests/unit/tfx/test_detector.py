@@ -83,7 +83,9 @@ def test_fit_tables_validates_and_sizes_the_reference():
     tables = detector.fit_tables(x, max_reference=256, neighbours=100)
     assert tables.reference.shape == (256, 3)
     assert tables.neighbours == 100
-    assert detector.fit_tables(x[:60]).neighbours == 30  # at most half the reference
+    small = detector.fit_tables(x[:60])
+    assert small.reference.shape == (30, 3)  # at most half the training rows
+    assert small.neighbours == 15  # at most half the reference
     with pytest.raises(ValueError, match="parts of"):
         detector.fit_tables(x, weights={"isolation": 1.0})
     with pytest.raises(ValueError, match="rows >= 4"):
