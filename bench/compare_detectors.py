@@ -1,0 +1,132 @@
+"""Which detector to serve: each part of the ensemble alone, combinations, and PyOD's peers.
+
+In-process (no lake, no TFX; TensorFlow eager): the same seeded 60/40 splits as
+``bench_quality.py``, standardised with the training part; the training part is split 80/20 as the
+pipeline splits train/eval (early stopping and the parts' normalisation on the 20 %). Uses the
+project's own ``anomalyops_tfx.detector`` and autoencoder, so a change there shows here first.
+Prints ROC-AUC / AUC-PR per dataset and configuration, and the means.
+
+    .venv/bin/python bench/compare_detectors.py                 # every configuration
+    .venv/bin/python bench/compare_detectors.py --configs default tails
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_quality import ADBENCH  # noqa: E402
+
+ALL = {"tails": 1.0, "knn": 1.0, "copula_knn": 1.0, "autoencoder": 1.0}
+CONFIGS = {
+    "tails": ({"tails": 1.0}, 0.5),
+    "knn": ({"knn": 1.0}, 0.5),
+    "copula_knn": ({"copula_knn": 1.0}, 0.5),
+    "autoencoder": ({"autoencoder": 1.0}, 0.5),
+    "all equal": (ALL, 0.5),
+    "no autoencoder": ({**ALL, "autoencoder": 0.0}, 0.5),
+    "default, reference = whole window": (None, 1.0),
+    "default": (None, 0.5),
+}
+PEERS = ("IForest", "ECOD", "COPOD", "KNN")
+
+
+def split(name: str, seed: int = 0):
+    data = np.load(ROOT / "bench" / "data" / "adbench" / ADBENCH[name], allow_pickle=True)
+    x, y = data["X"].astype("float64"), data["y"].astype("int8")
+    idx = np.random.default_rng(seed).permutation(len(x))
+    cut = int(len(x) * 0.6)
+    train, test = x[idx[:cut]], x[idx[cut:]]
+    mu, sd = train.mean(0), train.std(0)
+    sd[sd == 0] = 1.0
+    return (
+        ((train - mu) / sd).astype(np.float32),
+        ((test - mu) / sd).astype(np.float32),
+        y[idx[cut:]],
+    )
+
+
+def ours(train, test, weights, share, seed=42):
+    import tf_keras
+
+    from anomalyops_tfx import detector
+    from anomalyops_tfx import model as model_lib
+    from anomalyops_tfx.trainer import _ensemble_scores, schedule
+
+    p = np.random.default_rng(1).permutation(len(train))
+    cut = int(len(train) * 0.8)
+    tr, ev = train[p[:cut]], train[p[cut:]]
+    epochs, batch = schedule(len(tr), None, None)
+    model = model_lib.build_autoencoder(train.shape[1], learning_rate=3e-3, seed=seed)
+    model.fit(
+        tr,
+        tr,
+        validation_data=(ev, ev),
+        epochs=epochs,
+        batch_size=batch,
+        verbose=0,
+        callbacks=[tf_keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)],
+    )
+    tables = detector.fit_tables(tr, weights=weights, reference_share=share, seed=seed)
+    tables.residuals = detector.QuantileTable.fit(np.abs(tr - model(tr).numpy()))
+    raw, _ = detector.raw_parts(ev, model(ev), detector.table_tensors(tables), tables.neighbours)
+    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw.items()})
+    return _ensemble_scores(tables, model, test)
+
+
+def peer(name, train, test):
+    from pyod.models.copod import COPOD
+    from pyod.models.ecod import ECOD
+    from pyod.models.iforest import IForest
+    from pyod.models.knn import KNN
+
+    make = {"IForest": lambda: IForest(random_state=0), "ECOD": ECOD, "COPOD": COPOD, "KNN": KNN}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make[name]().fit(train).decision_function(test)
+
+
+def main(argv=None) -> int:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="*", default=[*CONFIGS, *PEERS])
+    parser.add_argument("--datasets", nargs="*", default=list(ADBENCH))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    rows = {}
+    for config in args.configs:
+        t0 = time.perf_counter()
+        cells = []
+        for name in args.datasets:
+            train, test, y = split(name)
+            if config in PEERS:
+                s = peer(config, train, test)
+            else:
+                weights, share = CONFIGS[config]
+                s = ours(train, test, weights, share)
+            cells.append((roc_auc_score(y, s), average_precision_score(y, s)))
+        rows[config] = cells
+        print(f"{config}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    header = f"{'configuration':<36}" + "".join(f"{d:>14}" for d in args.datasets)
+    print(header + f"{'mean':>14}")
+    for config, cells in rows.items():
+        mean = np.mean(cells, axis=0)
+        print(
+            f"{config:<36}"
+            + "".join(f"{a:>7.3f}/{b:.3f}" for a, b in cells)
+            + f"{mean[0]:>7.3f}/{mean[1]:.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
