@@ -197,9 +197,15 @@ def read_header(path: Path, fmt: InputFormat) -> list[str]:
         raise _parquet_error(exc) from None
 
 
-def check_columns(path: Path, fmt: InputFormat, model: LoadedModel) -> list[str]:
-    """The cheap up-front check (header only) a job submission gets before it is queued."""
-    return plan_columns(read_header(path, fmt), model)
+def check_columns(
+    path: Path, fmt: InputFormat, model: LoadedModel, limits: ScoreLimits | None = None
+) -> list[str]:
+    """The cheap up-front check (header only; a Parquet footer's row count against
+    ``limits``) a job submission gets before it is queued."""
+    keys = plan_columns(read_header(path, fmt), model)
+    if fmt is InputFormat.PARQUET and limits is not None:
+        _check_parquet_rows(path, limits)
+    return keys
 
 
 def plan_columns(header: list[str], model: LoadedModel) -> list[str]:

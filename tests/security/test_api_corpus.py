@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ LIMITS = {
     "ANOMALYOPS_API_MAX_JOB_DECOMPRESSED_BYTES": 64 * MiB,
     "ANOMALYOPS_API_MAX_ROWS": 1_000_000,
     "ANOMALYOPS_API_MAX_JOB_ROWS": 1_000_000,
+    "ANOMALYOPS_API_MAX_CONCURRENT_UPLOADS": 2,
 }
 H = {"X-API-Key": KEY}
 
@@ -254,6 +256,48 @@ def test_path_like_job_ids_get_nothing_but_a_4xx(server: UvicornProcess, path: s
             assert r.status_code in (404, 405, 422), (path, r.status_code, r.text)
             assert "root:" not in r.text
         assert_healthy(httpx.Client(base_url=server.url, timeout=60))
+
+
+def test_uploads_over_the_concurrency_cap_get_503_with_retry_after(server: UvicornProcess) -> None:
+    """Two uploads trickling in hold both slots; a third is refused at once, naming the
+    limit; when they finish, uploads are accepted again and the trickled ones score."""
+    boundary = "trickle"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="t.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+    rows = csv_bytes(make_frame(200))
+    headers = {**H, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    started = threading.Barrier(3)
+    results: list[int] = []
+
+    def slow_body() -> Iterator[bytes]:
+        yield head + rows[:100]
+        started.wait()
+        for i in range(100, len(rows), len(rows) // 10):
+            time.sleep(0.2)
+            yield rows[i : i + len(rows) // 10]
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    def slow_upload() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            results.append(
+                client.post("/v1/score", content=slow_body(), headers=headers).status_code
+            )
+
+    threads = [threading.Thread(target=slow_upload) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    time.sleep(0.3)  # both requests are in the server, receiving
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        r = client.post("/v1/score", files={"file": ("d.csv", rows, CSV)}, headers=H)
+        assert r.status_code == 503 and r.headers["Retry-After"]
+        assert r.json()["limit"] == "max_concurrent_uploads"
+        for thread in threads:
+            thread.join()
+        assert results == [200, 200]
+        assert_healthy(client)
 
 
 def test_a_normal_parquet_still_scores_after_the_corpus(server: UvicornProcess) -> None:

@@ -20,7 +20,7 @@ from anomalyops_api.deps import (
 )
 from anomalyops_api.errors import ApiError
 from anomalyops_api.jobs import Job, JobService, JobStatus, timestamp
-from anomalyops_api.limits import limit_error
+from anomalyops_api.limits import job_limits, limit_error
 from anomalyops_api.routes.common import UPLOAD_BODY, BigChunkFileResponse, error_responses
 from anomalyops_api.routes.scoring import FormatQuery, model_headers
 from anomalyops_api.schemas import ErrorResponse, JobResponse
@@ -129,7 +129,7 @@ async def submit_job(
         ticket.done_with_dir()  # job dirs are not in the spool dir the sweeper cleans
         metrics.upload_bytes.inc(upload.size)
         fmt = detect_format(upload.path, upload.content_type, upload.filename)
-        await anyio.to_thread.run_sync(check_columns, upload.path, fmt, model)
+        await anyio.to_thread.run_sync(check_columns, upload.path, fmt, model, job_limits(settings))
         job = await anyio.to_thread.run_sync(
             partial(
                 jobs.store.create,

@@ -16,6 +16,7 @@ from tests.api_fixtures import (
     OTHER_KEY,
     csv_bytes,
     make_frame,
+    parquet_bytes,
     publish,
     read_csv_reply,
     upload,
@@ -67,6 +68,15 @@ def test_a_job_over_its_row_limit_fails_naming_it(start_app) -> None:
         job = wait_done(client, r.json()["id"])
         assert job["status"] == "failed" and job["error_status"] == 413
         assert job["error"]["limit"] == "max_job_rows"
+        # A Parquet footer tells the row count: refused at submission, no job is queued.
+        r = upload(
+            client,
+            parquet_bytes(make_frame(60)),
+            name="d.parquet",
+            content_type="application/vnd.apache.parquet",
+            path="/v1/jobs",
+        )
+        limit_refusal(r, 413, "max_job_rows")
 
 
 def test_a_job_with_a_struct_key_column_fails_with_422_and_the_server_stays_up(
