@@ -17,6 +17,7 @@ import os
 import uuid
 from dataclasses import asdict, dataclass
 
+from anomalyops import temporal
 from anomalyops.lake import Lake, Zone, as_date
 from anomalyops.settings import Settings
 from anomalyops.sources.landing import (
@@ -117,11 +118,35 @@ def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = Non
         # Only the copy of landing files that could not be read: the originals are still in
         # landing/. A day the gate quarantined keeps its record until readmitted.
         lake.remove(Zone.QUARANTINE, day, reason="its landing files were re-ingested successfully")
+    df = _add_temporal(lake, day, spec, df)
     path = lake.write_table(
         Zone.RAW, day, df, meta={"source_files": names, "spec": spec.fingerprint()}
     )
     log.info("ingested %d rows from %s into %s", len(df), names, lake.uri(path))
     return IngestResult(ds=day.isoformat(), rows=len(df), files=names, path=lake.uri(path))
+
+
+def _add_temporal(lake: Lake, day: dt.date, spec: FeatureSpec, df):
+    """The day with the spec's derived columns, the previous raw day's last rows per entity as
+    history so the day's first rows get values as if the days were one series. Without that
+    day (the first day, a gap) the first rows of each entity stay missing (warm-up)."""
+    if not spec.derived_columns:
+        return df
+    before = day - dt.timedelta(days=1)
+    history = None
+    if lake.exists(Zone.RAW, before):
+        previous = lake.read_table(Zone.RAW, before)
+        if set(spec.key_columns + spec.feature_names) <= set(previous.columns):
+            history = temporal.tail(spec, previous)
+    out = temporal.add_derived(spec, df, history)
+    log.info(
+        "temporal derivations for %s: %s; history from %s (%d rows)",
+        day,
+        [d.name for d in spec.derived_columns],
+        before if history is not None else "nothing (warm-up)",
+        0 if history is None else len(history),
+    )
+    return out
 
 
 def _refused_day(lake: Lake, day: dt.date, count: int, settings: Settings) -> str | None:

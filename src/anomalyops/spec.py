@@ -9,10 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 
@@ -29,6 +37,54 @@ class ColumnRef(_Strict):
     column: Identifier
 
 
+MAX_TEMPORAL_ROWS = 10_000
+"""Largest lag or window: history is carried in memory per entity, in ingest and the API."""
+
+
+class Temporal(_Strict):
+    """A derived column computed from a feature's preceding rows of the same entity, ordered by
+    the timestamp (``anomalyops.temporal``): ``diff`` (x - x ``lag`` rows earlier),
+    ``rolling_dev`` (x - the mean of the last ``window`` rows, this one included) or
+    ``rolling_std`` (population std of the last ``window`` rows: 0 for a stuck sensor)."""
+
+    kind: Literal["diff", "rolling_dev", "rolling_std"]
+    lag: int | None = Field(default=None, ge=1, le=MAX_TEMPORAL_ROWS)
+    """Rows back for ``diff`` (default 1)."""
+    window: int | None = Field(default=None, ge=2, le=MAX_TEMPORAL_ROWS)
+    """Rows in the window, the current one included, for ``rolling_*`` (required)."""
+
+    @model_validator(mode="after")
+    def _size_fits_kind(self) -> Temporal:
+        if self.kind == "diff" and self.window is not None:
+            raise ValueError("diff takes lag (rows back), not window")
+        if self.kind != "diff" and self.lag is not None:
+            raise ValueError(f"{self.kind} takes window (rows), not lag")
+        if self.kind != "diff" and self.window is None:
+            raise ValueError(f"{self.kind} needs window (rows, >= 2)")
+        return self
+
+    @property
+    def rows(self) -> int:
+        """The lag, or the window."""
+        return (self.lag or 1) if self.kind == "diff" else int(self.window or 0)
+
+    @property
+    def history(self) -> int:
+        """Preceding rows of the same entity the value needs."""
+        return self.rows if self.kind == "diff" else self.rows - 1
+
+    def column(self, feature: str) -> str:
+        return f"{feature}__{self.kind}_{self.rows}"
+
+
+class Derived(NamedTuple):
+    """A derived model input: its column name, the feature it reads, and how."""
+
+    name: str
+    feature: str
+    temporal: Temporal
+
+
 class Feature(_Strict):
     name: Identifier
     dtype: Literal["float"] = "float"
@@ -42,12 +98,26 @@ class Feature(_Strict):
     """Smallest shift that counts as drift for this feature: a two-sample KS statistic against
     the gate's reference days, on top of statistical significance (docs/validation.md). None:
     the spec's ``default_drift_threshold``."""
+    temporal: list[Temporal] = Field(default_factory=list, max_length=16)
+    """Derived columns from this feature's preceding rows (docs/pipeline.md, Temporal context)."""
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> Feature:
         if self.min is not None and self.max is not None and self.min >= self.max:
             raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        names = [t.column(self.name) for t in self.temporal]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"temporal derivations declared twice: {', '.join(twice)}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_temporal(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # A spec without derivations dumps (and fingerprints) exactly as before they existed.
+        out = handler(self)
+        if not self.temporal:
+            out.pop("temporal", None)
+        return out
 
 
 class RowCount(_Strict):
@@ -76,6 +146,12 @@ class FeatureSpec(_Strict):
             if column in seen:
                 raise ValueError(f"column {column!r} is used as both {seen[column]} and {role}")
             seen[column] = role
+        for d in self.derived_columns:
+            if d.name in seen:
+                raise ValueError(
+                    f"derived column {d.name!r} (feature {d.feature!r}, {d.temporal.kind}) "
+                    f"clashes with the {seen[d.name]} column"
+                )
         return self
 
     def _roles(self) -> list[tuple[str, str]]:
@@ -90,6 +166,22 @@ class FeatureSpec(_Strict):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def derived_columns(self) -> list[Derived]:
+        """The features' temporal derivations, in spec order."""
+        return [Derived(t.column(f.name), f.name, t) for f in self.features for t in f.temporal]
+
+    @property
+    def model_columns(self) -> list[str]:
+        """What the model reads: the features, then the derived columns (never key or label).
+        GX, the TFDV schema, Transform and the model's signature all take this list."""
+        return [*self.feature_names, *(d.name for d in self.derived_columns)]
+
+    @property
+    def history_rows(self) -> int:
+        """Preceding rows per entity the longest derivation needs (0: the spec is row-wise)."""
+        return max((d.temporal.history for d in self.derived_columns), default=0)
 
     @property
     def key_columns(self) -> list[str]:

@@ -38,8 +38,9 @@ def spec_from_config(custom_config: dict[str, Any] | str | None) -> FeatureSpec:
 
 
 def model_inputs(spec: FeatureSpec) -> list[str]:
-    """Columns the model reads: the features, never the label, timestamp or entity."""
-    return list(spec.feature_names)
+    """Columns the model reads: the features and their temporal derivations (materialised in
+    the lake at ingest), never the label, timestamp or entity."""
+    return list(spec.model_columns)
 
 
 def raw_parse_spec(spec: FeatureSpec, *, with_label: bool = True) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def raw_parse_spec(spec: FeatureSpec, *, with_label: bool = True) -> dict[str, A
     """
     import tensorflow as tf
 
-    out: dict[str, Any] = {name: tf.io.VarLenFeature(tf.float32) for name in spec.feature_names}
+    out: dict[str, Any] = {name: tf.io.VarLenFeature(tf.float32) for name in spec.model_columns}
     if with_label and spec.label_column:
         out[spec.label_column] = tf.io.VarLenFeature(tf.int64)
     return out

@@ -90,6 +90,16 @@ def generated_expectations(spec: FeatureSpec) -> list[dict]:
                 min_value=f.min,
                 max_value=f.max,
             )
+    for d in spec.derived_columns:
+        add("expect_column_to_exist", f"temporal derivation of {d.feature}", column=d.name)
+        # No null or range check: an entity's first rows have no history yet, and a range
+        # on a difference or a spread would only restate the feature's own.
+        add(
+            "expect_column_values_to_be_in_type_list",
+            "float derived column",
+            column=d.name,
+            type_list=FEATURE_TYPES,
+        )
     if spec.entity:
         add(
             "expect_column_values_to_be_in_type_list",

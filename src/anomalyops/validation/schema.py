@@ -52,6 +52,10 @@ def infer_curated_schema(spec: FeatureSpec, frames: Iterable[pd.DataFrame]) -> s
     import tensorflow_data_validation as tfdv
 
     data = pd.concat(list(frames), ignore_index=True)
+    if spec.derived_columns and not set(spec.model_columns) <= set(data.columns):
+        from anomalyops.temporal import add_derived
+
+        data = add_derived(spec, data)  # simulated days come without the derived columns
     if data.empty:
         raise ValueError("cannot infer a schema from no rows")
     schema = tfdv.infer_schema(statistics(data, spec), infer_feature_shape=False)
@@ -66,7 +70,7 @@ def curate(schema: schema_pb2.Schema, spec: FeatureSpec) -> schema_pb2.Schema:
     del schema.default_environment[:]
     schema.default_environment.extend([TRAINING, SERVING])
     known = {f.name for f in schema.feature}
-    for column in spec.all_columns:
+    for column in [*spec.all_columns, *spec.model_columns]:
         if column not in known:
             raise ValueError(f"column {column!r} of the spec is absent from the inferred schema")
     for f in spec.features:
@@ -85,6 +89,17 @@ def curate(schema: schema_pb2.Schema, spec: FeatureSpec) -> schema_pb2.Schema:
             if f.max is not None:
                 feat.float_domain.max = f.max
         feat.ClearField("drift_comparator")  # thresholds come from the spec at run time
+    for d in spec.derived_columns:
+        feat = tfdv.get_feature(schema, d.name)
+        feat.type = schema_pb2.FLOAT
+        feat.ClearField("shape")
+        feat.ClearField("domain_info")
+        feat.ClearField("drift_comparator")
+        feat.value_count.min = 1
+        feat.value_count.max = 1
+        # Missing on an entity's first rows (no history yet) and around a null raw value.
+        feat.presence.min_fraction = 0.0
+        feat.presence.min_count = 0
     optional = [spec.timestamp.column]
     if spec.entity:
         optional.append(spec.entity.column)
@@ -108,7 +123,9 @@ def curate(schema: schema_pb2.Schema, spec: FeatureSpec) -> schema_pb2.Schema:
         label.int_domain.max = 1
         label.not_in_environment.append(SERVING)
     # Keep only the spec's columns (and their order) so the file reads like the spec.
-    wanted = {name: i for i, name in enumerate(spec.all_columns)}
+    wanted = {
+        name: i for i, name in enumerate(dict.fromkeys(spec.all_columns + spec.model_columns))
+    }
     kept = sorted((f for f in schema.feature if f.name in wanted), key=lambda f: wanted[f.name])
     copies = [type(f)() for f in kept]
     for dst, src in zip(copies, kept, strict=True):
@@ -149,10 +166,10 @@ def check_schema_matches_spec(schema: schema_pb2.Schema, spec: FeatureSpec) -> l
     names = {f.name for f in schema.feature}
     problems = [
         f"feature {name!r} of the spec is not in the schema"
-        for name in spec.feature_names
+        for name in spec.model_columns
         if name not in names
     ]
-    extra = sorted(names - set(spec.all_columns))
+    extra = sorted(names - set(spec.all_columns) - set(spec.model_columns))
     if extra:
         problems.append(f"schema describes columns the spec does not have: {extra}")
     return problems
