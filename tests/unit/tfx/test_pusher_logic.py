@@ -234,3 +234,42 @@ def test_versions_in_use_reads_the_api_listing():
     refuse = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(401)))
     with pytest.raises(httpx.HTTPStatusError):
         logic.versions_in_use("http://api", admin_key="bad", client=refuse)
+
+
+def test_the_evaluation_report_is_pushed_with_the_model_and_named_in_the_metadata(tmp_path):
+    report = b"<!DOCTYPE html><html><body>BLESSED</body></html>"
+    meta = logic.build_metadata(
+        model_name="anomaly_detector",
+        version=9,
+        created_at=dt.datetime(2026, 11, 27, 9, tzinfo=dt.timezone.utc),
+        training_spans=["2026-11-13", "2026-11-26"],
+        threshold=3.71,
+        threshold_quantile=0.99,
+        metrics={},
+        feature_spec={"name": "x"},
+        feature_spec_fingerprint="abc",
+        pipeline_run_id=None,
+        evaluation_report="evaluation_report.html",
+    )
+    seen_in_temp = []
+
+    def write(path):
+        _fake_model(path)
+        seen_in_temp.append(path)
+
+    final = logic.publish(tmp_path, 9, write, meta, files={"evaluation_report.html": report})
+    written = json.loads((final / logic.METADATA_FILE).read_text())
+    assert written["evaluation_report"] == "evaluation_report.html"
+    # Relative to the version directory, and there with the model from the first moment.
+    assert (final / written["evaluation_report"]).read_bytes() == report
+    assert not seen_in_temp[0].exists()  # it travelled with the rename
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape.html", "sub/report.html", "", "..", "saved_model.pb", logic.METADATA_FILE]
+)
+def test_extra_files_cannot_leave_the_version_dir_or_replace_model_files(tmp_path, name):
+    with pytest.raises(logic.PushError, match="refusing extra file name"):
+        logic.publish(tmp_path / "serving", 3, _fake_model, {}, files={name: b"x"})
+    assert list((tmp_path / "serving").iterdir()) == []
+    assert not (tmp_path / "escape.html").exists()

@@ -15,11 +15,12 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from anomalyops.spec import FeatureSpec
-from anomalyops_tfx.components.evaluation_gate import logic
+from anomalyops_tfx.components.evaluation_gate import logic, report_html
 from anomalyops_tfx.features import model_inputs, raw_parse_spec, spec_from_config
 
 REPORT_JSON = "evaluation_report.json"
 REPORT_MD = "evaluation_report.md"
+REPORT_HTML = "evaluation_report.html"
 SERVING_SUBDIR = "Format-Serving"
 
 
@@ -70,13 +71,34 @@ def read_split(
     return cols, y, dropped
 
 
-def score_model(model: types.Artifact, columns: dict[str, np.ndarray]) -> np.ndarray:
+def score_model(
+    model: types.Artifact, columns: dict[str, np.ndarray], batch_size: int = 65536
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(anomaly scores, ``feature_contributions`` ``[rows, features]`` or None).
+
+    Older models have no contributions output; the report then says so.
+    """
     import tensorflow as tf
 
     from anomalyops_tfx import model as model_lib
 
     loaded = tf.saved_model.load(os.path.join(model.uri, SERVING_SUBDIR))
-    return model_lib.score(loaded, columns)["anomaly_score"].astype(np.float64)
+    fn = loaded.signatures[model_lib.SIGNATURE]
+    explain = model_lib.EXPLANATION_OUTPUT in fn.structured_outputs
+    n = len(next(iter(columns.values())))
+    scores, contributions = [], []
+    for start in range(0, n, batch_size):
+        batch = {
+            k: tf.constant(np.asarray(v[start : start + batch_size], dtype=np.float32))
+            for k, v in columns.items()
+        }
+        out = fn(**batch)
+        scores.append(out["anomaly_score"].numpy())
+        if explain:
+            contributions.append(out[model_lib.EXPLANATION_OUTPUT].numpy())
+    score = np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
+    contrib = np.concatenate(contributions).astype(np.float64) if contributions else None
+    return score, contrib
 
 
 class Executor(base_executor.BaseExecutor):
@@ -102,10 +124,12 @@ class Executor(base_executor.BaseExecutor):
         columns, labels, dropped = read_split(examples, split, spec)
         if dropped:
             logging.warning("Evaluation skips %d row(s) with missing feature values", dropped)
-        cand_eval = logic.evaluate(score_model(candidate, columns), labels, quantile)
+        cand_scores, cand_contrib = score_model(candidate, columns)
+        cand_eval = logic.evaluate(cand_scores, labels, quantile)
         base_eval = None
+        base_scores = None
         if baseline is not None:
-            base_scores = score_model(baseline, columns)
+            base_scores, _ = score_model(baseline, columns)
             base_eval = logic.evaluate(base_scores, labels, quantile)
             served = served_threshold(input_dict.get("baseline_blessing") or [])
             if served is not None:
@@ -147,6 +171,15 @@ class Executor(base_executor.BaseExecutor):
             f.write(json.dumps(logic.json_safe(report), indent=2, allow_nan=False))
         with fileio.open(os.path.join(blessing.uri, REPORT_MD), "w") as f:
             f.write(logic.report_markdown(report))
+        html_path = write_html_report(
+            blessing.uri,
+            report,
+            cand_scores,
+            labels,
+            feature_names=list(columns),
+            contributions=cand_contrib,
+            baseline_scores=base_scores,
+        )
         # Evaluator's conventions, so LatestBlessedModelStrategy and Pusher-style readers work.
         marker = "BLESSED" if decision.blessed else "NOT_BLESSED"
         with fileio.open(os.path.join(blessing.uri, marker), "w") as f:
@@ -165,6 +198,25 @@ class Executor(base_executor.BaseExecutor):
             "; ".join(decision.reasons),
             logic.report_markdown(report),
         )
+        if html_path:
+            logging.info("Evaluation report (HTML, with plots): %s", html_path)
+
+
+def write_html_report(directory: str, report: dict, scores, labels, **kwargs) -> str | None:
+    """Write ``evaluation_report.html``; its path, or None when it could not be drawn.
+
+    The blessing does not depend on the plots: a failure here is logged, not raised, and the
+    Pusher then pushes without a report.
+    """
+    path = os.path.join(directory, REPORT_HTML)
+    try:
+        page = report_html.build_html(logic.json_safe(report), scores, labels, **kwargs)
+        with fileio.open(path, "w") as f:
+            f.write(page)
+    except Exception:
+        logging.exception("Could not write the HTML evaluation report %s", path)
+        return None
+    return path
 
 
 def served_threshold(blessings: list[types.Artifact]) -> float | None:

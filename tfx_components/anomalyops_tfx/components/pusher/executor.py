@@ -15,7 +15,11 @@ from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from anomalyops_tfx.components.evaluation_gate.executor import REPORT_JSON, SERVING_SUBDIR
+from anomalyops_tfx.components.evaluation_gate.executor import (
+    REPORT_HTML,
+    REPORT_JSON,
+    SERVING_SUBDIR,
+)
 from anomalyops_tfx.components.pusher import logic
 from anomalyops_tfx.features import spec_from_config, spec_to_config
 
@@ -42,7 +46,7 @@ class Executor(base_executor.BaseExecutor):
                 "NOT PUSHING model %s: %s (see %s). The served model stays as it is.",
                 model.uri,
                 why,
-                os.path.join(blessing.uri, "evaluation_report.md"),
+                os.path.join(blessing.uri, REPORT_HTML),
             )
             pushed.set_int_custom_property("pushed", 0)
             return
@@ -58,6 +62,13 @@ class Executor(base_executor.BaseExecutor):
             pushed.set_int_custom_property("pushed", 0)
             return
         spec = spec_from_config(exec_properties["custom_config"])
+        files = {}
+        report_path = os.path.join(blessing.uri, REPORT_HTML)
+        if fileio.exists(report_path):
+            with fileio.open(report_path, "rb") as f:
+                files[REPORT_HTML] = f.read()
+        else:
+            logging.warning("No %s from the evaluation gate; pushing without it", report_path)
         version = logic.next_version(serving_dir, time.time())
         metadata = logic.build_metadata(
             model_name=serving_dir.name,
@@ -70,6 +81,7 @@ class Executor(base_executor.BaseExecutor):
             feature_spec=spec_to_config(spec),
             feature_spec_fingerprint=spec.fingerprint(),
             pipeline_run_id=self._context.pipeline_run_id if self._context else None,
+            evaluation_report=REPORT_HTML if files else None,
         )
         source = os.path.join(model.uri, SERVING_SUBDIR)
         final = logic.publish(
@@ -77,6 +89,7 @@ class Executor(base_executor.BaseExecutor):
             version,
             lambda tmp: model_lib.rewrite_threshold(source, str(tmp), report["threshold"]),
             metadata,
+            files=files,
         )
         # The number may have moved past ``version`` if another push took it meanwhile.
         version = int(final.name)
@@ -89,4 +102,6 @@ class Executor(base_executor.BaseExecutor):
         logging.info(
             "Pushed version %d to %s (threshold %.4f)", version, final, report["threshold"]
         )
+        if files:
+            logging.info("Evaluation report of the pushed version: %s", final / REPORT_HTML)
         logic.apply_retention(serving_dir, version)

@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,14 @@ def build_metadata(
     feature_spec: dict,
     feature_spec_fingerprint: str,
     pipeline_run_id: str | None,
+    evaluation_report: str | None = None,
 ) -> dict:
-    """``anomalyops_model.json`` exactly as docs/model-contract.md describes it."""
-    return {
+    """``anomalyops_model.json`` exactly as docs/model-contract.md describes it.
+
+    ``evaluation_report``: the gate's HTML report's file name inside the version directory,
+    recorded only when the push carries one (older blessings have none).
+    """
+    metadata = {
         "model_name": model_name,
         "version": int(version),
         "created_at": created_at.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -86,6 +91,9 @@ def build_metadata(
         "feature_spec_fingerprint": feature_spec_fingerprint,
         "pipeline_run_id": pipeline_run_id,
     }
+    if evaluation_report is not None:
+        metadata["evaluation_report"] = evaluation_report
+    return metadata
 
 
 def _fsync_tree(root: Path) -> None:
@@ -116,11 +124,24 @@ def _write_metadata(path: Path, metadata: dict) -> None:
         os.fsync(f.fileno())
 
 
+def _check_extra_name(name: str, model_dir: Path) -> None:
+    """An extra file is a plain new name in the version dir: no path, no clash with the model."""
+    if (
+        not name
+        or name != os.path.basename(name)
+        or name in (".", "..", METADATA_FILE)
+        or "\\" in name
+        or (model_dir / name).exists()
+    ):
+        raise PushError(f"refusing extra file name {name!r} in a version directory")
+
+
 def publish(
     serving_dir: str | Path,
     version: int,
     write_model: Callable[[Path], None],
     metadata: dict,
+    files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write the model and its metadata in a private temp dir, then rename it to ``<version>/``.
 
@@ -130,6 +151,9 @@ def publish(
     metadata's ``version`` follows. Everything is fsynced before the rename and the serving
     directory after it, so a power cut cannot leave a named but empty version. On failure the
     temp dir is removed and the serving directory is as it was.
+
+    ``files`` (plain file name -> content, e.g. the evaluation report) are written beside the
+    model before the rename, so they appear with it, never after it.
     """
     root = Path(serving_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -140,6 +164,9 @@ def publish(
         write_model(tmp)
         if not (tmp / "saved_model.pb").exists():
             raise PushError(f"the model writer left no saved_model.pb in {tmp}")
+        for name, content in (files or {}).items():
+            _check_extra_name(name, tmp)
+            (tmp / name).write_bytes(content)
         _fsync_tree(tmp)
         for _ in range(MAX_VERSION_BUMPS):
             final = root / str(version)
