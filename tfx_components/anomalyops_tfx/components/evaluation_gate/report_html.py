@@ -544,7 +544,7 @@ def build_html(
         '<html lang="en"><head><meta charset="utf-8">',
         # Served by the API too: nothing may run or load, only inline styles render.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">",
+        "style-src 'unsafe-inline';\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Evaluation report: {verdict}</title>",
         f"<style>{STYLE}</style></head><body>",
