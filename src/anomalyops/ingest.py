@@ -55,6 +55,7 @@ def simulator_config(settings: Settings) -> SimulatorConfig:
         drift_start=sim.drift_start or settings.start_date + dt.timedelta(days=14),
         anomaly_rate=sim.anomaly_rate,
         max_event_share=sim.max_event_share,
+        anomaly_kinds=tuple(sim.anomaly_kinds),
     )
 
 

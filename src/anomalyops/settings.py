@@ -62,6 +62,10 @@ class SimulatorSettings(BaseModel):
     anomaly_rate: float = Field(default=0.01, ge=0.0, le=0.5)
     max_event_share: float = Field(default=1.0, gt=0.0, le=1.0)
     """Largest share of a day's anomalous rows one anomaly event may take (see the simulator)."""
+    anomaly_kinds: list[Literal["spike", "level_shift", "stuck", "broken_correlation", "ramp"]] = (
+        Field(default=["spike", "level_shift", "stuck", "broken_correlation"], min_length=1)
+    )
+    """Anomaly kinds the simulator draws from; ``ramp`` is opt-in (it changes every day's events)."""
     drift_start: dt.date | None = None
     """First drifted day; None means ``start_date`` + 14 days."""
     corrupt_days: dict[

@@ -21,6 +21,10 @@ from anomalyops.spec import FeatureSpec
 Scenario = Literal["none", "gradual", "sudden"]
 Corruption = Literal["missing_column", "nulls", "out_of_range", "type_change", "empty"]
 ANOMALY_KINDS = ("spike", "level_shift", "stuck", "broken_correlation")
+"""The kinds a day draws from by default."""
+ALL_ANOMALY_KINDS = (*ANOMALY_KINDS, "ramp")
+"""``ramp`` (a sensor drifting away over ~an hour) is opt-in (``anomaly_kinds``): adding it
+to the default would change every simulated day's events."""
 SCENARIOS: tuple[Scenario, ...] = ("none", "gradual", "sudden")
 
 _N_FACTORS = 3
@@ -42,6 +46,10 @@ class SimulatorConfig:
     anomaly; lower values give each day several events, which per-day metrics need."""
     gradual_sigma_per_day: float = 0.12
     sudden_shift_sigma: float = 3.5
+    anomaly_kinds: tuple[str, ...] = ANOMALY_KINDS
+    event_column: str | None = None
+    """If set, the output gets this column: each row's anomaly kind ("" for normal rows), for
+    per-kind recall; the label column stays as it is. Not a spec column: ingest drops it."""
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -50,6 +58,12 @@ class SimulatorConfig:
             raise ValueError(f"rows_per_day must be >= 1, got {self.rows_per_day}")
         if not 0.0 < self.max_event_share <= 1.0:
             raise ValueError(f"max_event_share must be in (0, 1], got {self.max_event_share}")
+        unknown = sorted(set(self.anomaly_kinds) - set(ALL_ANOMALY_KINDS))
+        if unknown or not self.anomaly_kinds:
+            raise ValueError(
+                f"anomaly_kinds must be a non-empty subset of {ALL_ANOMALY_KINDS}, got "
+                f"{self.anomaly_kinds!r}"
+            )
         if self.scenario != "none" and self.drift_start is None:
             raise ValueError(f"scenario {self.scenario!r} needs a drift_start date")
 
@@ -154,7 +168,18 @@ def simulate_day(
     loadings[:, 1] *= flip
     z = factors @ loadings.T + rng.normal(size=(n_rows, len(plant.center))) * plant.noise + offset
     labels = np.zeros(n_rows, dtype=np.int8)
-    _inject_anomalies(z, labels, factors, loadings, rng, cfg.anomaly_rate, cfg.max_event_share)
+    kinds = np.full(n_rows, "", dtype=object)
+    _inject_anomalies(
+        z,
+        labels,
+        factors,
+        loadings,
+        rng,
+        cfg.anomaly_rate,
+        cfg.max_event_share,
+        kinds=kinds,
+        anomaly_kinds=tuple(cfg.anomaly_kinds),
+    )
 
     values = np.clip(plant.center + z * plant.sigma, plant.low, plant.high)
     start = pd.Timestamp(day, tz="UTC")
@@ -165,7 +190,10 @@ def simulate_day(
         data[name] = np.round(values[:, j], 4)
     if spec.label:
         data[spec.label.column] = labels
-    return pd.DataFrame(data)[spec.all_columns if spec.label else spec.required_columns]
+    out = pd.DataFrame(data)[spec.all_columns if spec.label else spec.required_columns]
+    if cfg.event_column:
+        out[cfg.event_column] = kinds
+    return out
 
 
 def _inject_anomalies(
@@ -176,14 +204,19 @@ def _inject_anomalies(
     rng: np.random.Generator,
     rate: float,
     max_event_share: float = 1.0,
+    *,
+    kinds: np.ndarray | None = None,
+    anomaly_kinds: tuple[str, ...] = ANOMALY_KINDS,
 ) -> None:
     n_rows, n_sensors = z.shape
     budget = round(rate * n_rows)
     longest = max(1, round(budget * max_event_share))
     while labels.sum() < budget:
-        kind = ANOMALY_KINDS[rng.integers(len(ANOMALY_KINDS))]
+        kind = anomaly_kinds[rng.integers(len(anomaly_kinds))]
         sensor = rng.integers(n_sensors)
-        length = {"spike": 1, "level_shift": 30, "stuck": 45, "broken_correlation": 40}[kind]
+        length = {"spike": 1, "level_shift": 30, "stuck": 45, "broken_correlation": 40}.get(
+            kind, 60
+        )
         length = int(
             min(length * rng.uniform(0.5, 1.5), longest, max(1, budget - labels.sum()), n_rows)
         )
@@ -196,9 +229,13 @@ def _inject_anomalies(
             z[window, sensor] += sign * rng.uniform(2.5, 3.5)
         elif kind == "stuck":
             z[window, sensor] = z[start, sensor]
+        elif kind == "ramp":  # slow: each row moves less than the sensor's own noise
+            z[window, sensor] += sign * np.linspace(0.0, rng.uniform(2.0, 3.0), length)
         else:
             z[window, sensor] = -(factors[window] @ loadings[sensor]) + sign * 1.5
         labels[window] = 1
+        if kinds is not None:
+            kinds[window] = kind
 
 
 def corrupt(
