@@ -436,7 +436,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note { color: #555; } figure { margin: 1em 0; } figcaption { color: #555; max-width: 50em; }
-code { word-break: break-all; }
+code { word-break: break-all; } svg { max-width: 100%; height: auto; }
 """
 
 
@@ -458,8 +458,8 @@ def _metrics_table(report: Mapping) -> str:
         return ev.get(k) if k == "threshold" else ev.get("metrics", {}).get(k)
 
     rows = [
-        f"<tr><td>{esc(k)}</td><td class=num>{esc(fmt(value(cand, k)))}</td>"
-        f"<td class=num>{esc(fmt(value(base, k)))}</td></tr>"
+        f"<tr><td>{esc(k)}</td><td class='num'>{esc(fmt(value(cand, k)))}</td>"
+        f"<td class='num'>{esc(fmt(value(base, k)))}</td></tr>"
         for k in keys
     ]
     if base and base.get("served_threshold") is not None:
@@ -469,8 +469,8 @@ def _metrics_table(report: Mapping) -> str:
             ("F1 as served", "served_f1"),
         ):
             rows.append(
-                f"<tr><td>{esc(label)}</td><td class=num>-</td>"
-                f"<td class=num>{esc(fmt(base.get(k)))}</td></tr>"
+                f"<tr><td>{esc(label)}</td><td class='num'>-</td>"
+                f"<td class='num'>{esc(fmt(base.get(k)))}</td></tr>"
             )
     head = "<tr><th>metric</th><th>candidate</th><th>blessed baseline</th></tr>"
     return f"<table>{head}{''.join(rows)}</table>"
@@ -594,7 +594,7 @@ def build_html(
                 "<figure>",
                 svg_pr_curve(yf, s, threshold, baseline_scores=base),
                 "<figcaption>Every threshold's precision and recall on the held-out rows; the "
-                "dot is the calibrated threshold the model is pushed with, the dotted line "
+                "dot is the calibrated threshold (the candidate's if it is served), the dotted line "
                 "the share of anomalies (a random ranking).</figcaption></figure>",
             ]
         else:
