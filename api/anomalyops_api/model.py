@@ -89,7 +89,8 @@ class LoadedModel:
 
     def predict(self, features: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """float32 inputs by feature name -> (anomaly_score float32, is_anomaly bool)."""
-        out = self._predict(**{name: features[name] for name in self.feature_names})
+        # The signature reads the features and their temporal derivations (model_columns).
+        out = self._predict(**{name: features[name] for name in self.spec.model_columns})
         return np.asarray(out["anomaly_score"]), np.asarray(out["is_anomaly"])
 
 
@@ -103,7 +104,7 @@ def _tensorflow() -> Any:
 
 def _check_signature(signature: Any, spec: FeatureSpec) -> None:
     _, inputs = signature.structured_input_signature
-    expected = set(spec.feature_names)
+    expected = set(spec.model_columns)
     if set(inputs) != expected:
         missing = sorted(expected - set(inputs))
         extra = sorted(set(inputs) - expected)
@@ -131,6 +132,8 @@ def _warm_up(model: LoadedModel, rows: int) -> None:
         low = feature.min if feature.min is not None else 0.0
         high = feature.max if feature.max is not None else low + 1.0
         features[feature.name] = np.linspace(low, high, rows, dtype=np.float32)
+    for derived in model.spec.derived_columns:
+        features[derived.name] = np.zeros(rows, dtype=np.float32)
     scores, flags = model.predict(features)
     if scores.shape != (rows,) or flags.shape != (rows,):
         raise ModelLoadError(

@@ -216,7 +216,9 @@ def plan_columns(header: list[str], model: LoadedModel) -> list[str]:
     if duplicated:
         raise ApiError(422, f"duplicate columns: {', '.join(duplicated)}", columns=duplicated)
     present = set(header)
-    missing = [name for name in spec.feature_names if name not in present]
+    # Temporal derivations order each entity's rows by time: then the keys are required too.
+    required = spec.required_columns if spec.derived_columns else spec.feature_names
+    missing = [name for name in required if name not in present]
     if missing:
         hint = ""
         if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
@@ -426,7 +428,8 @@ class _CsvWriter:
     def write(self, keys: dict[str, pa.Array], scores: np.ndarray, flags: np.ndarray) -> None:
         n = len(scores)
         key_columns = [escape_formulas(k) if self.escape else k for k in keys.values()]
-        columns = [*key_columns, pa.array(scores), pa.array(flags)]
+        # from_pandas: a NaN score (a warm-up row, unscored) is written as an empty cell.
+        columns = [*key_columns, pa.array(scores, from_pandas=True), pa.array(flags)]
         # Per-row version/threshold: a CSV has nowhere else to carry them, and it keeps
         # results from different versions distinguishable once files are concatenated.
         columns.append(pa.array(np.full(n, self.model.version, dtype=np.int64)))
@@ -522,6 +525,7 @@ def score_file(
     csv_block_bytes: int = 4 * 1024 * 1024,
     parquet_batch_rows: int = 65536,
     on_progress: ProgressCallback | None = None,
+    warmup: bool = False,
     limits: ScoreLimits | None = None,
 ) -> ScoreResult:
     """Score ``src`` with ``model`` into ``dest``; raises :class:`ApiError` naming the problem.
@@ -543,6 +547,7 @@ def score_file(
         if out_format is OutputFormat.CSV
         else _JsonWriter(dest, model)
     )
+    stream = _temporal_stream(model)
     rows = 0
     try:
         for batch in batches:
@@ -550,7 +555,12 @@ def score_file(
                 continue
             limits.check_rows(rows + batch.num_rows)
             features = _features(batch, model.feature_names, rows)
+            if stream is not None:  # a temporal spec: derived columns from preceding rows
+                features, ready = _temporal(stream, batch, keys, features, rows, warmup)
             scores, flags = model.predict(features)
+            if stream is not None and not ready.all():
+                scores = np.where(ready, scores, np.nan).astype(np.float32)
+                flags = np.where(ready, flags, None)
             writer.write({k: batch.column(i) for i, k in enumerate(keys)}, scores, flags)
             rows += batch.num_rows
             limits.check_result(dest)
@@ -572,6 +582,31 @@ def score_file(
         output_format=out_format,
         seconds=time.perf_counter() - started,
     )
+
+
+def _temporal_stream(model: LoadedModel):
+    """Derived-column state for one upload, or None for a row-wise spec (no pandas import)."""
+    if not model.spec.derived_columns:
+        return None
+    from anomalyops.temporal import TemporalStream
+
+    return TemporalStream(model.spec)
+
+
+def _temporal(stream, batch, keys, features, offset, warmup):
+    """Features plus derived columns (anomalyops.temporal, as at ingest), and which rows have
+    the history to be scored."""
+    from anomalyops.temporal import TemporalError, chunk_inputs
+
+    columns = {k: batch.column(i).to_numpy(zero_copy_only=False) for i, k in enumerate(keys)}
+    try:
+        return chunk_inputs(stream, columns, features, offset, warmup=warmup)
+    except TemporalError as exc:
+        gap = getattr(exc, "gap", None)
+        named = (
+            {"entity": gap.entity, "column": gap.column, "needed_rows": gap.needed} if gap else {}
+        )
+        raise ApiError(422, str(exc), **named) from None
 
 
 def _check_parquet_rows(src: Path, limits: ScoreLimits) -> None:
