@@ -8,6 +8,11 @@ runs again. Per day: precision, recall and F1 on that day's labelled data for bo
 
     .venv/bin/python bench/drift_replay.py                       # all three scenarios
     .venv/bin/python bench/drift_replay.py --scenarios sudden --days 12 --rows-per-day 720
+    .venv/bin/python bench/drift_replay.py --scenarios none --days 6 --anomaly-kinds all \
+        --spec config/examples/feature_spec_temporal.yaml     # temporal context, with ramps
+
+Recall is also reported per anomaly kind (spike, level_shift, stuck, broken_correlation, ramp),
+from the simulator's event-kind column for the same day.
 
 Training defaults suit windows of ~20k rows; for days of 1440 rows the README's figures used
 ``ANOMALYOPS_TRAINING__EPOCHS=60 ANOMALYOPS_TRAINING__LEARNING_RATE=0.005``.
@@ -42,6 +47,8 @@ def child(
     anomaly_rate: float,
     max_event_share: float,
     work: Path,
+    spec_path: str | None = None,
+    anomaly_kinds: str | None = None,
 ) -> dict:
     """One scenario, in this process: Airflow must be configured before it is imported."""
     import socket
@@ -70,6 +77,13 @@ def child(
         }
     )
     os.environ.pop("ANOMALYOPS_API_URL", None)
+    if anomaly_kinds:  # a JSON list
+        os.environ["ANOMALYOPS_SIMULATOR__ANOMALY_KINDS"] = anomaly_kinds
+    if spec_path:  # another spec needs its own curated schema (derived columns included)
+        os.environ["ANOMALYOPS_FEATURE_SPEC_PATH"] = str(Path(spec_path).resolve())
+        os.environ["ANOMALYOPS_VALIDATION__SCHEMA_PATH"] = str(work / "schema.pbtxt")
+        cli = str(Path(sys.executable).parent / "anomalyops")
+        subprocess.run([cli, "schema", "infer", "--output", str(work / "schema.pbtxt")], check=True)
     # After our settings: Airflow's [smtp] is derived from ANOMALYOPS_SMTP__*.
     os.environ.update(airflow_env(work / "airflow"))
     subprocess.run(
@@ -179,10 +193,11 @@ def _evaluate(work: Path, day: dt.date, version: int) -> dict:
             "serving_default"
         ]
     out = _models[version](
-        **{f: tf.constant(df[f].to_numpy("float32")) for f in spec.feature_names}
+        **{f: tf.constant(df[f].to_numpy("float32")) for f in spec.model_columns}
     )
     pred = out["is_anomaly"].numpy().astype(bool)
     y = df[spec.label_column].to_numpy().astype(bool)
+    kinds = _event_kinds(settings, spec, day, df)
     tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
@@ -194,7 +209,36 @@ def _evaluate(work: Path, day: dt.date, version: int) -> dict:
         "alarm_rate": round(float(pred.mean()), 4),
         "version": version,
         "rows": len(df),
+        # per anomaly kind: [rows flagged, rows of that kind]
+        "by_kind": {
+            k: [int(pred[kinds == k].sum()), int((kinds == k).sum())]
+            for k in sorted(set(kinds) - {""})
+        },
     }
+
+
+def _event_kinds(settings, spec, day: dt.date, df):
+    """Each row's anomaly kind ("" normal), from the simulator's event column for the day."""
+    import dataclasses
+
+    from anomalyops.ingest import simulator_config
+    from anomalyops.sources.simulator import simulate_day
+
+    cfg = dataclasses.replace(simulator_config(settings), event_column="_event_kind")
+    sim = simulate_day(spec, day, cfg)
+    keys = spec.key_columns
+    merged = df[keys].merge(sim[[*keys, "_event_kind"]], on=keys, how="left")
+    return merged["_event_kind"].fillna("").to_numpy()
+
+
+def recall_by_kind(res: dict, arm: str = "retrained") -> dict:
+    """Row recall per anomaly kind over all replayed days."""
+    totals: dict[str, list[int]] = {}
+    for r in res["timeline"]:
+        for kind, (hit, n) in r[arm].get("by_kind", {}).items():
+            t = totals.setdefault(kind, [0, 0])
+            t[0], t[1] = t[0] + hit, t[1] + n
+    return {k: {"recall": round(h / n, 3), "rows": n} for k, (h, n) in sorted(totals.items())}
 
 
 def summarize(res: dict) -> dict:
@@ -214,6 +258,7 @@ def summarize(res: dict) -> dict:
         back = [i for i, r in enumerate(post) if r["retrained"]["f1"] >= 0.8 * baseline]
         # Day 0 is the first drifted day; its served model was trained before the drift.
         out["days_after_drift_until_f1_within_80pct"] = back[0] if back else None
+    out["recall_by_kind"] = {arm: recall_by_kind(res, arm) for arm in ("retrained", "frozen")}
     return out
 
 
@@ -268,6 +313,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0.2,
         help="largest share of a day's anomalous rows one event may take (several kinds a day)",
     )
+    parser.add_argument(
+        "--spec", help="feature spec (default: the settings'); a schema is inferred"
+    )
+    parser.add_argument(
+        "--anomaly-kinds",
+        nargs="*",
+        help="simulator anomaly kinds, 'all' adds ramp (default: the simulator's four)",
+    )
     parser.add_argument("--out", default=str(ROOT / "var" / "bench"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -283,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             args.anomaly_rate,
             args.max_event_share,
             Path(args.work),
+            args.spec,
+            args.anomaly_kinds[0] if args.anomaly_kinds else None,
         )
         (Path(args.work) / "result.json").write_text(json.dumps(res, indent=1))
         return 0
@@ -315,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.anomaly_rate),
                     "--max-event-share",
                     str(args.max_event_share),
+                    *(["--spec", args.spec] if args.spec else []),
+                    *(
+                        ["--anomaly-kinds", _kinds_json(args.anomaly_kinds)]
+                        if args.anomaly_kinds
+                        else []
+                    ),
                 ],
                 check=True,
                 stdout=log,
@@ -345,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, out / "drift_replay.png")
     print(f"wrote {out / 'drift_replay.json'} and {out / 'drift_replay.png'}")
     return 0
+
+
+def _kinds_json(kinds: list[str]) -> str:
+    from anomalyops.sources.simulator import ALL_ANOMALY_KINDS
+
+    return json.dumps(list(ALL_ANOMALY_KINDS) if kinds == ["all"] else kinds)
 
 
 if __name__ == "__main__":
