@@ -38,6 +38,14 @@ FormatQuery = Annotated[
     OutputFormat | None,
     Query(description="Reply format; overrides the Accept header. Default: csv."),
 ]
+WarmupQuery = Annotated[
+    bool,
+    Query(
+        description="For a model whose spec has temporal derivations (rolling windows, lags): "
+        "return the rows that lack enough preceding rows of their entity unscored "
+        "(`anomaly_score` and `is_anomaly` null) instead of answering 422."
+    ),
+]
 
 _CSV_EXAMPLE = (
     '"station_id","timestamp","anomaly_score","is_anomaly","model_version","threshold"\n'
@@ -90,6 +98,7 @@ async def score(
     limiter: LimiterDep,
     gate: UploadGateDep,
     format: FormatQuery = None,
+    warmup: WarmupQuery = False,
 ) -> BigChunkFileResponse:
     """Streams the upload to disk, scores it in chunks with the version that was being
     served when the request arrived, and streams the reply from a spooled file, so memory
@@ -122,6 +131,7 @@ async def score(
                     csv_block_bytes=settings.csv_block_bytes,
                     parquet_batch_rows=settings.parquet_batch_rows,
                     limits=sync_limits(settings, deadline),
+                    warmup=warmup,
                 ),
                 limiter=limiter,
             )
