@@ -75,8 +75,10 @@ class ApiSettings(BaseSettings):
     max_result_bytes: int = Field(default=32 * 1024 * MiB, ge=1)
     """Largest reply file scoring may write, sync or job (413 above)."""
     max_score_seconds: float = Field(default=300.0, gt=0.0)
-    """Wall time of one ``POST /v1/score`` from arrival, waiting included; scoring is cut off
-    after it (503 naming the limit: send the file as a job)."""
+    """Wall time of one ``POST /v1/score`` from arrival: an upload still arriving after it
+    gets 408, scoring still running (waiting included) is cut off with 503."""
+    max_job_upload_seconds: float = Field(default=3600.0, gt=0.0)
+    """Time a job upload may take to arrive (408 after it)."""
     min_free_disk_bytes: int = Field(default=1024 * MiB, ge=0)
     """Free space the spool and jobs disks must keep; uploads and results that would eat
     into it are refused or cut off (507)."""

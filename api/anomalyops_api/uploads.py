@@ -21,7 +21,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.requests import ClientDisconnect, Request
 
 from anomalyops_api.errors import ApiError
-from anomalyops_api.limits import UploadTicket, check_free_disk
+from anomalyops_api.limits import UploadTicket, check_free_disk, limit_error
 from anomalyops_api.scoring import ACCEPTED_TYPES, ACCEPTED_TYPES_HINT, check_content_type
 
 FILE_FIELD = "file"
@@ -95,10 +95,29 @@ async def receive_upload(
     *,
     ticket: UploadTicket | None = None,
     min_free_disk: int = 0,
+    timeout: tuple[float, str] | None = None,
 ) -> Upload:
     """Write the uploaded file to ``dest``: either the multipart field ``file`` or, for a
     request whose own Content-Type is a file type, the raw body. ``ticket`` counts the bytes
-    against the caller's quota; ``min_free_disk`` bytes must stay free (507)."""
+    against the caller's quota; ``min_free_disk`` bytes must stay free (507); ``timeout``
+    (seconds, the setting's name) cuts off an upload that trickles or stalls (408), so a
+    slow client cannot hold an upload slot for ever."""
+    if timeout is None:
+        return await _receive(request, dest, max_bytes, ticket, min_free_disk)
+    seconds, setting = timeout
+    with anyio.move_on_after(max(seconds, 0.0)) as scope:
+        return await _receive(request, dest, max_bytes, ticket, min_free_disk)
+    assert scope.cancelled_caught
+    raise limit_error(408, "the upload did not arrive in time", setting, seconds)
+
+
+async def _receive(
+    request: Request,
+    dest: Path,
+    max_bytes: int,
+    ticket: UploadTicket | None,
+    min_free_disk: int,
+) -> Upload:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         # Refuse before reading: a client that sent "Expect: 100-continue" never uploads.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ LIMITS = {
     "ANOMALYOPS_API_MAX_ROWS": 1_000_000,
     "ANOMALYOPS_API_MAX_JOB_ROWS": 1_000_000,
     "ANOMALYOPS_API_MAX_CONCURRENT_UPLOADS": 2,
+    "ANOMALYOPS_API_MAX_SCORE_SECONDS": 4,
 }
 H = {"X-API-Key": KEY}
 
@@ -297,6 +299,30 @@ def test_uploads_over_the_concurrency_cap_get_503_with_retry_after(server: Uvico
         for thread in threads:
             thread.join()
         assert results == [200, 200]
+        assert_healthy(client)
+
+
+def test_a_stalled_upload_is_cut_off_with_408(server: UvicornProcess) -> None:
+    """A client that sends headers and a little body, then nothing (slowloris), is answered
+    408 naming max_score_seconds instead of holding an upload slot for ever."""
+    url = httpx.URL(server.url)
+    body_start = b"station_id,timestamp\n"
+    request = (
+        "POST /v1/score HTTP/1.1\r\n"
+        f"Host: {url.host}\r\nX-API-Key: {KEY}\r\nContent-Type: text/csv\r\n"
+        "Content-Length: 100000000\r\n\r\n"
+    ).encode() + body_start
+    with socket.create_connection((url.host, url.port), timeout=15) as sock:
+        started = time.monotonic()
+        sock.sendall(request)
+        reply = sock.recv(65536)
+        waited = time.monotonic() - started
+        while b"max_score_seconds" not in reply and (chunk := sock.recv(65536)):
+            reply += chunk  # the body may come in a second segment
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert b"max_score_seconds" in reply
+    assert LIMITS["ANOMALYOPS_API_MAX_SCORE_SECONDS"] - 0.5 < waited < MAX_SECONDS + 2
+    with httpx.Client(base_url=server.url, timeout=60) as client:
         assert_healthy(client)
 
 

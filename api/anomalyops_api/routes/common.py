@@ -49,6 +49,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such job or version.",
         406: "Accept names no format this endpoint can send.",
         409: "The resource is not in a state that allows this.",
+        408: "The upload did not arrive within its time limit (`limit` names it).",
         410: "The job's result has expired.",
         413: "Over a size limit (upload, decompressed bytes, rows, result); `limit` names it.",
         415: "Unsupported content type.",

@@ -80,7 +80,7 @@ async def _owned_job(jobs: JobService, job_id: str, caller: Caller) -> Job:
     status_code=status.HTTP_202_ACCEPTED,
     summary="Submit a file for asynchronous scoring",
     openapi_extra=UPLOAD_BODY,
-    responses=error_responses(400, 401, 413, 415, 422, 429, 503, 507),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 429, 503, 507),
 )
 async def submit_job(
     request: Request,
@@ -125,6 +125,7 @@ async def submit_job(
                 settings.max_job_upload_bytes,
                 ticket=ticket,
                 min_free_disk=settings.min_free_disk_bytes,
+                timeout=(settings.max_job_upload_seconds, "max_job_upload_seconds"),
             )
         ticket.done_with_dir()  # job dirs are not in the spool dir the sweeper cleans
         metrics.upload_bytes.inc(upload.size)

@@ -86,7 +86,7 @@ def model_headers(version: int, threshold: float, rows: int) -> dict[str, str]:
             "headers": _REPLY_HEADERS,
             "content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}},
         },
-        **error_responses(400, 401, 406, 413, 415, 422, 429, 503, 507),
+        **error_responses(400, 401, 406, 408, 413, 415, 422, 429, 503, 507),
     },
 )
 async def score(
@@ -116,6 +116,7 @@ async def score(
                 settings.max_upload_bytes,
                 ticket=ticket,
                 min_free_disk=settings.min_free_disk_bytes,
+                timeout=(deadline - time.monotonic(), "max_score_seconds"),
             )
         metrics.upload_bytes.inc(upload.size)
         fmt = detect_format(upload.path, upload.content_type, upload.filename)
