@@ -80,8 +80,12 @@ def save_model(
             self.scale = tf.Variable(np.float32(scale), trainable=False)
             self.threshold = tf.Variable(np.float32(threshold), trainable=False)
 
+        # Every model column is an input (a temporal spec's derived ones too, as the contract
+        # requires); the stand-in's score reads the features only.
         @tf.function(
-            input_signature=[{n: tf.TensorSpec([None], tf.float32, name=n) for n in names}]
+            input_signature=[
+                {n: tf.TensorSpec([None], tf.float32, name=n) for n in spec.model_columns}
+            ]
         )
         def serve(self, inputs: dict) -> dict:
             x = tf.stack([inputs[n] for n in names], axis=1)

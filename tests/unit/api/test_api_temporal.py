@@ -124,3 +124,22 @@ def test_an_entity_going_back_in_time_is_named(tmp_path):
     frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)  # st-000 at 00:00 again
     with pytest.raises(ApiError, match=r"row 601: entity 'st-000' goes back in time"):
         score(tmp_path, parquet_bytes(frame), InputFormat.PARQUET, warmup=True, batch_rows=600)
+
+
+def test_a_saved_model_for_a_temporal_spec_loads_and_scores(tmp_path):
+    """The real path: the signature takes every model column, load_model checks and warms it."""
+    from anomalyops_api.demo_model import expected_scores as demo_scores
+    from anomalyops_api.demo_model import write_version
+    from anomalyops_api.model import load_model
+
+    model = load_model(write_version(tmp_path / "serving", 5, SPEC), 5, warmup_rows=8)
+    assert model.feature_names == SPEC.feature_names  # what a caller sends
+    frame = make_frame(150)
+    src, dest = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_bytes(csv_bytes(frame))
+    score_file(src, InputFormat.CSV, model, dest, OutputFormat.CSV, warmup=True)
+    reply = read_csv_reply(dest.read_bytes())
+    want = demo_scores(SPEC, {n: frame[n].to_numpy() for n in SPEC.feature_names})
+    scored = reply["anomaly_score"].notna().to_numpy()
+    assert scored.sum() == 150 - 3 * 29
+    np.testing.assert_allclose(reply["anomaly_score"][scored], want[scored], rtol=1e-5)
