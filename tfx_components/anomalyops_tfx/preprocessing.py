@@ -1,7 +1,8 @@
-"""Transform's ``preprocessing_fn``: z-score each spec feature, missing values imputed with the mean.
+"""Transform's ``preprocessing_fn``: z-score each model column, missing values imputed with the mean.
 
-Only the spec's features leave Transform (the label, timestamp and entity do not), so the
-model can never see them. The evaluation gate reads the label from the raw eval Examples.
+Only the model columns (``model_inputs``: the spec's features and their temporal derivations,
+which ingest materialises in the lake) leave Transform (the label, timestamp and entity do
+not), so the model can never see them. The evaluation gate reads the label from the raw eval Examples.
 """
 
 from __future__ import annotations
