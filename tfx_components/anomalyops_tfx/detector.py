@@ -96,6 +96,30 @@ class DetectorTables:
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
 
+NORMALISATION_SHARE = 0.25
+"""Share of the training rows held back from fitting to normalise the parts' scores."""
+
+
+def split_for_normalisation(
+    x: np.ndarray, share: float = NORMALISATION_SHARE, seed: int = 42
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to fit the parts on, rows to normalise their scores on), disjoint and seeded.
+
+    The normalisation rows must be fresh to every part -- a row's distance to a reference that
+    holds it, or the reconstruction error of a row the network trained on, is too small -- and
+    they must not be the rows the evaluation gate calibrates the threshold on, or the threshold
+    is calibrated in-sample and alarms more often than it promises on new data.
+    """
+    x = np.asarray(x)
+    n_norm = round(len(x) * share)
+    if n_norm < 2 or len(x) - n_norm < 4:
+        raise ValueError(
+            f"{len(x)} training rows are too few to hold {share:.0%} back for normalisation"
+        )
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order[n_norm:]], x[order[:n_norm]]
+
+
 def neighbours_for(reference_rows: int, k: int = DEFAULT_NEIGHBOURS) -> int:
     """``k``, at most half the reference sample (small windows) and at least 1."""
     return max(1, min(k, reference_rows // 2))

@@ -102,9 +102,15 @@ def run_fn(fn_args) -> None:
     names = model_inputs(spec)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
 
-    x_train = transformed_matrix(fn_args.train_files, tft_output, names)
+    x_window = transformed_matrix(fn_args.train_files, tft_output, names)
     x_eval = transformed_matrix(fn_args.eval_files, tft_output, names)
-    log.info("Training on %d rows, early stopping on %d eval rows", len(x_train), len(x_eval))
+    x_train, x_norm = detector.split_for_normalisation(x_window, seed=cfg["seed"])
+    log.info(
+        "Fitting on %d rows, normalising part scores on %d, early stopping on %d eval rows",
+        len(x_train),
+        len(x_norm),
+        len(x_eval),
+    )
 
     epochs, batch_size = schedule(len(x_train), cfg.get("epochs"), cfg.get("batch_size"))
     model = model_lib.build_autoencoder(
@@ -138,12 +144,12 @@ def run_fn(fn_args) -> None:
     tables.residuals = detector.QuantileTable.fit(
         np.abs(x_train - model(x_train, training=False).numpy())
     )
-    # Each part's score is normalised by its distribution on held-out rows: the eval split,
-    # which neither the autoencoder's weights nor the reference sample have seen.
-    raw_eval, _ = detector.raw_parts(
-        x_eval, model(x_eval, training=False), detector.table_tensors(tables), tables.neighbours
+    # Each part's score is normalised by its distribution on rows no part was fitted on; the
+    # eval split stays fresh for the evaluation gate's threshold.
+    raw_norm, _ = detector.raw_parts(
+        x_norm, model(x_norm, training=False), detector.table_tensors(tables), tables.neighbours
     )
-    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw_eval.items()})
+    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw_norm.items()})
     module = model_lib.make_serving_module(
         model,
         tft_output.transform_features_layer(),
@@ -162,6 +168,7 @@ def run_fn(fn_args) -> None:
         "layer_sizes": model_lib.layer_sizes(len(names), cfg["hidden_units"]),
         "features": names,
         "train_rows": len(x_train),
+        "normalisation_rows": len(x_norm),
         "eval_rows": len(x_eval),
         "epochs": epochs,
         "batch_size": batch_size,

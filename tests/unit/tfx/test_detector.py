@@ -144,3 +144,15 @@ def test_zero_weight_drops_a_part():
     assert set(tables.part_scores) == {"tails"}
     _, surprises, _ = score(x[:10])
     assert set(surprises) == {"tails"}
+
+
+def test_normalisation_rows_are_disjoint_from_the_fitting_rows():
+    x = np.arange(400, dtype=np.float32).reshape(100, 4)
+    fit, norm = detector.split_for_normalisation(x, share=0.25, seed=1)
+    assert len(fit) == 75 and len(norm) == 25
+    assert not set(fit[:, 0]) & set(norm[:, 0])
+    assert set(fit[:, 0]) | set(norm[:, 0]) == set(x[:, 0])
+    again, _ = detector.split_for_normalisation(x, share=0.25, seed=1)
+    np.testing.assert_array_equal(fit, again)  # a re-run fits on the same rows
+    with pytest.raises(ValueError, match="too few"):
+        detector.split_for_normalisation(x[:5])
