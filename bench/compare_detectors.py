@@ -26,15 +26,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_quality import ADBENCH  # noqa: E402
 
 ALL = {"tails": 1.0, "knn": 1.0, "copula_knn": 1.0, "autoencoder": 1.0}
-CONFIGS = {
-    "tails": ({"tails": 1.0}, 0.5),
-    "knn": ({"knn": 1.0}, 0.5),
-    "copula_knn": ({"copula_knn": 1.0}, 0.5),
-    "autoencoder": ({"autoencoder": 1.0}, 0.5),
-    "all equal": (ALL, 0.5),
-    "no autoencoder": ({**ALL, "autoencoder": 0.0}, 0.5),
-    "default, reference = whole window": (None, 1.0),
-    "default": (None, 0.5),
+CONFIGS = {  # (weights, share of the fitting rows in the kNN reference)
+    "tails": ({"tails": 1.0}, 1.0),
+    "knn": ({"knn": 1.0}, 1.0),
+    "copula_knn": ({"copula_knn": 1.0}, 1.0),
+    "autoencoder": ({"autoencoder": 1.0}, 1.0),
+    "all equal": (ALL, 1.0),
+    "autoencoder 0.5": ({**ALL, "autoencoder": 0.5}, 1.0),
+    "no autoencoder": ({**ALL, "autoencoder": 0.0}, 1.0),
+    "default, reference = half": (None, 0.5),
+    "default": (None, 1.0),
 }
 PEERS = ("IForest", "ECOD", "COPOD", "KNN")
 

@@ -102,8 +102,7 @@ class TrainingSettings(BaseModel):
     neighbours: int = Field(default=100, ge=1)
     """k of the kNN parts (at most half the reference sample)."""
     reference_rows: int = Field(default=2048, ge=8)
-    """Rows of the kNN reference sample kept in the model, at most half the training rows
-    (serving cost grows with it)."""
+    """Rows of the kNN reference sample kept in the model (serving cost grows with it)."""
     early_stopping_patience: int = Field(default=5, ge=0)
     hidden_units: list[int] | None = None
     """Encoder layer widths ending with the bottleneck; None derives them from the feature count."""

@@ -132,7 +132,7 @@ def fit_tables(
     max_reference: int = MAX_REFERENCE_ROWS,
     neighbours: int = DEFAULT_NEIGHBOURS,
     weights: Mapping[str, float] | None = None,
-    reference_share: float = 0.5,
+    reference_share: float = 1.0,
 ) -> DetectorTables:
     """Feature quantiles and the kNN reference sample; part-score tables come later
     (:func:`fit_part_scores`), from held-out rows."""
@@ -144,8 +144,6 @@ def fit_tables(
     if unknown or not any(w > 0 for w in weights.values()):
         raise ValueError(f"detector weights must name parts of {PARTS} (some > 0), got {weights}")
     rng = np.random.default_rng(seed)
-    # At most half the window: on small windows a reference of every row made the kNN parts
-    # too local (docs/detector.md).
     r = max(2, min(max_reference, int(len(x_train) * reference_share)))
     reference = x_train[rng.choice(len(x_train), size=r, replace=False)]
     return DetectorTables(

@@ -84,8 +84,9 @@ def test_fit_tables_validates_and_sizes_the_reference():
     assert tables.reference.shape == (256, 3)
     assert tables.neighbours == 100
     small = detector.fit_tables(x[:60])
-    assert small.reference.shape == (30, 3)  # at most half the training rows
-    assert small.neighbours == 15  # at most half the reference
+    assert small.reference.shape == (60, 3)
+    assert small.neighbours == 30  # at most half the reference
+    assert detector.fit_tables(x[:60], reference_share=0.5).reference.shape == (30, 3)
     with pytest.raises(ValueError, match="parts of"):
         detector.fit_tables(x, weights={"isolation": 1.0})
     with pytest.raises(ValueError, match="rows >= 4"):
