@@ -71,20 +71,25 @@ def read_csv_reply(body: bytes) -> pd.DataFrame:
 # -- models ----------------------------------------------------------------------------------
 
 
-def numpy_model(version: int = 1, *, scale: float = 1.0, threshold: float = 3.0):
+def numpy_model(
+    version: int = 1, *, scale: float = 1.0, threshold: float = 3.0, explains: bool = True
+):
     """A LoadedModel whose 'graph' is numpy: the demo model's maths, no TensorFlow."""
     import datetime as dt
 
-    from anomalyops_api.demo_model import expected_scores, metadata
-    from anomalyops_api.model import LoadedModel, ModelMetadata
+    from anomalyops_api.demo_model import expected_contributions, expected_scores, metadata
+    from anomalyops_api.model import EXPLANATION_OUTPUT, LoadedModel, ModelMetadata
 
     def predict(**features: np.ndarray) -> dict[str, np.ndarray]:
         scores = expected_scores(SPEC, features, scale=scale)
-        return {
+        out = {
             "anomaly_score": scores,
             "threshold": np.full(len(scores), threshold, np.float32),
             "is_anomaly": scores > threshold,
         }
+        if explains:
+            out[EXPLANATION_OUTPUT] = expected_contributions(SPEC, features, scale=scale)
+        return out
 
     return LoadedModel(
         version=version,
@@ -94,6 +99,7 @@ def numpy_model(version: int = 1, *, scale: float = 1.0, threshold: float = 3.0)
         loaded_at=dt.datetime.now(dt.timezone.utc),
         load_seconds=0.0,
         _predict=predict,
+        explains=explains,
     )
 
 

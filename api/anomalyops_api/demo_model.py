@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from anomalyops.spec import FeatureSpec, load_spec
-from anomalyops_api.model import METADATA_FILE, SIGNATURE, _tensorflow
+from anomalyops_api.model import EXPLANATION_OUTPUT, METADATA_FILE, SIGNATURE, _tensorflow
 
 
 def feature_stats(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +45,19 @@ def expected_scores(
     return (np.float32(scale) * np.mean(np.square(z), axis=1)).astype(np.float32)
 
 
+def expected_contributions(
+    spec: FeatureSpec, features: Mapping[str, np.ndarray], *, scale: float = 1.0
+) -> np.ndarray:
+    """The demo model's ``feature_contributions`` ``[rows, model_columns]``: each feature's
+    share of the score (derived columns: 0)."""
+    means, stds = feature_stats(spec)
+    x = np.stack([np.asarray(features[n], np.float32) for n in spec.feature_names], axis=1)
+    share = np.float32(scale) * np.square((x - means) / stds) / len(spec.feature_names)
+    by_name = dict(zip(spec.feature_names, share.T, strict=True))
+    zeros = np.zeros(len(x), np.float32)
+    return np.stack([by_name.get(n, zeros) for n in spec.model_columns], axis=1)
+
+
 def metadata(
     spec: FeatureSpec, version: int, *, threshold: float, **overrides: Any
 ) -> dict[str, Any]:
@@ -65,7 +78,12 @@ def metadata(
 
 
 def save_model(
-    path: Path, spec: FeatureSpec, *, threshold: float = 3.0, scale: float = 1.0
+    path: Path,
+    spec: FeatureSpec,
+    *,
+    threshold: float = 3.0,
+    scale: float = 1.0,
+    explain: bool = True,
 ) -> None:
     """Write a SavedModel with the contract's ``serving_default`` signature to ``path``."""
     tf = _tensorflow()
@@ -89,9 +107,17 @@ def save_model(
         )
         def serve(self, inputs: dict) -> dict:
             x = tf.stack([inputs[n] for n in names], axis=1)
-            score = self.scale * tf.reduce_mean(tf.square((x - self.means) / self.stds), axis=1)
+            share = self.scale * tf.square((x - self.means) / self.stds) / len(names)
+            score = tf.reduce_sum(share, axis=1)
             limit = tf.fill(tf.shape(score), self.threshold)
-            return {"anomaly_score": score, "threshold": limit, "is_anomaly": score > limit}
+            out = {"anomaly_score": score, "threshold": limit, "is_anomaly": score > limit}
+            if explain:  # each model column's share of the score (derived columns: none)
+                by_name = dict(zip(names, tf.unstack(share, axis=1), strict=True))
+                zeros = tf.zeros_like(score)
+                out[EXPLANATION_OUTPUT] = tf.stack(
+                    [by_name.get(n, zeros) for n in spec.model_columns], axis=1
+                )
+            return out
 
     module = DemoDetector()
     tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})

@@ -29,6 +29,8 @@ REQUIRED_FILES = ("saved_model.pb", "variables/variables.index", METADATA_FILE)
 """A version directory is complete when all of these exist (docs/model-contract.md)."""
 SIGNATURE = "serving_default"
 OUTPUT_DTYPES = {"anomaly_score": "float32", "threshold": "float32", "is_anomaly": "bool"}
+EXPLANATION_OUTPUT = "feature_contributions"
+"""Optional output ``[rows, model_columns]`` float32: each input's share of the score."""
 
 
 class ModelLoadError(RuntimeError):
@@ -78,6 +80,8 @@ class LoadedModel:
     _predict: Any = field(repr=False)
     _keepalive: Any = field(default=None, repr=False)
     """The object ``tf.saved_model.load`` returned: its signatures die with it."""
+    explains: bool = False
+    """Whether the signature returns per-feature contributions (``explain=k`` works)."""
 
     @property
     def threshold(self) -> float:
@@ -89,9 +93,20 @@ class LoadedModel:
 
     def predict(self, features: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """float32 inputs by feature name -> (anomaly_score float32, is_anomaly bool)."""
+        scores, flags, _ = self.predict_explained(features, explain=False)
+        return scores, flags
+
+    def predict_explained(
+        self, features: Mapping[str, np.ndarray], explain: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Like :meth:`predict`, plus ``[rows, model_columns]`` contributions when asked for
+        and the model has them (None otherwise)."""
         # The signature reads the features and their temporal derivations (model_columns).
         out = self._predict(**{name: features[name] for name in self.spec.model_columns})
-        return np.asarray(out["anomaly_score"]), np.asarray(out["is_anomaly"])
+        contributions = None
+        if explain and EXPLANATION_OUTPUT in out:
+            contributions = np.asarray(out[EXPLANATION_OUTPUT])
+        return np.asarray(out["anomaly_score"]), np.asarray(out["is_anomaly"]), contributions
 
 
 def _tensorflow() -> Any:
@@ -184,6 +199,7 @@ def load_model(version_dir: Path, version: int, *, warmup_rows: int = 1024) -> L
         load_seconds=0.0,
         _predict=signature,
         _keepalive=loaded,
+        explains=EXPLANATION_OUTPUT in signature.structured_outputs,
     )
     try:
         _warm_up(model, warmup_rows)

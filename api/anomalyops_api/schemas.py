@@ -64,6 +64,13 @@ class ErrorResponse(BaseModel):
     )
 
 
+class FeatureContribution(BaseModel):
+    """One feature's share of a flagged row's score (``explain=k``)."""
+
+    feature: str
+    contribution: float
+
+
 class ScoredRow(BaseModel):
     """One scored row; the spec's key columns (e.g. station_id, timestamp) come first when
     the upload had them, echoed as text."""
@@ -82,8 +89,13 @@ class ScoredRow(BaseModel):
         },
     )
 
-    anomaly_score: float
-    is_anomaly: bool
+    anomaly_score: float | None
+    is_anomaly: bool | None
+    top_features: list[FeatureContribution] | None = Field(
+        default=None,
+        description="With `explain=k`: the row's k top contributing features if flagged, "
+        "largest first; null for rows not flagged. Absent without `explain`.",
+    )
 
 
 class ScoreResponse(BaseModel):

@@ -27,9 +27,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyarrow_hotfix  # noqa: F401 - CVE-2023-47248: refuse pickled extension types before any read
 
+from anomalyops_api import explain as explain_lib
 from anomalyops_api.errors import ApiError
 from anomalyops_api.limits import ScoreLimits
-from anomalyops_api.model import LoadedModel
+from anomalyops_api.model import EXPLANATION_OUTPUT, LoadedModel
 
 MAX_HEADER_BYTES = 1024 * 1024
 
@@ -419,13 +420,22 @@ def escape_formulas(array: pa.Array) -> pa.Array:
 
 
 class _CsvWriter:
-    def __init__(self, path: Path, model: LoadedModel, escape: bool = False) -> None:
+    def __init__(
+        self, path: Path, model: LoadedModel, escape: bool = False, explain: bool = False
+    ) -> None:
         self.path = path
         self.model = model
         self.escape = escape
+        self.explain = explain
         self._writer: pacsv.CSVWriter | None = None
 
-    def write(self, keys: dict[str, pa.Array], scores: np.ndarray, flags: np.ndarray) -> None:
+    def write(
+        self,
+        keys: dict[str, pa.Array],
+        scores: np.ndarray,
+        flags: np.ndarray,
+        explained: list | None = None,
+    ) -> None:
         n = len(scores)
         key_columns = [escape_formulas(k) if self.escape else k for k in keys.values()]
         # from_pandas: a NaN score (a warm-up row, unscored) is written as an empty cell.
@@ -435,6 +445,9 @@ class _CsvWriter:
         columns.append(pa.array(np.full(n, self.model.version, dtype=np.int64)))
         columns.append(pa.array(np.full(n, self.model.threshold, dtype=np.float32)))
         names = [*keys, "anomaly_score", "is_anomaly", "model_version", "threshold"]
+        if self.explain:
+            columns.append(pa.array(explain_lib.as_csv_cells(explained or [None] * n), pa.string()))
+            names.append("top_features")
         batch = pa.RecordBatch.from_arrays(columns, names=names)
         if self._writer is None:
             self._writer = pacsv.CSVWriter(str(self.path), batch.schema)
@@ -455,12 +468,20 @@ class _JsonWriter:
             f'{{"model_version": {model.version}, "threshold": {model.threshold!r}, "results": ['
         )
 
-    def write(self, keys: dict[str, pa.Array], scores: np.ndarray, flags: np.ndarray) -> None:
+    def write(
+        self,
+        keys: dict[str, pa.Array],
+        scores: np.ndarray,
+        flags: np.ndarray,
+        explained: list | None = None,
+    ) -> None:
         import pandas as pd  # lazy: only JSON replies need it
 
         frame = pd.DataFrame({name: col.to_pandas() for name, col in keys.items()})
         frame["anomaly_score"] = scores.astype(np.float64)
         frame["is_anomaly"] = flags
+        if explained is not None:
+            frame["top_features"] = pd.Series(explain_lib.as_records(explained), dtype=object)
         records = frame.to_json(orient="records", double_precision=7)
         if self._rows:
             self._file.write(",")
@@ -494,10 +515,16 @@ class _WriterThread:
                 except BaseException as exc:  # handed to the caller in write()/close()
                     self._error = exc
 
-    def write(self, keys: dict[str, pa.Array], scores: np.ndarray, flags: np.ndarray) -> None:
+    def write(
+        self,
+        keys: dict[str, pa.Array],
+        scores: np.ndarray,
+        flags: np.ndarray,
+        explained: list | None = None,
+    ) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((keys, scores, flags))
+        self._queue.put((keys, scores, flags, explained))
 
     def close(self) -> None:
         self._queue.put(self._DONE)
@@ -527,14 +554,23 @@ def score_file(
     on_progress: ProgressCallback | None = None,
     warmup: bool = False,
     limits: ScoreLimits | None = None,
+    explain: int = 0,
 ) -> ScoreResult:
     """Score ``src`` with ``model`` into ``dest``; raises :class:`ApiError` naming the problem.
 
     The whole file is scored by the one ``model`` passed in, whatever a reload does meanwhile.
     ``limits`` cut the run off (rows, decompressed bytes, result size, free disk, time).
+    ``explain=k`` adds each flagged row's ``k`` top contributing features.
     """
     started = time.perf_counter()
     limits = limits or ScoreLimits()
+    if explain and not model.explains:
+        raise ApiError(
+            422,
+            f"model version {model.version} cannot explain its scores (its signature has no "
+            f"{EXPLANATION_OUTPUT!r} output; models trained since the detector ensemble do): "
+            "retry without explain",
+        )
     header = read_header(src, fmt)
     keys = plan_columns(header, model)
     if fmt is InputFormat.PARQUET:
@@ -543,7 +579,7 @@ def score_file(
     else:
         batches = _iter_csv(src, fmt, model, header, keys, csv_block_bytes, limits)
     writer = _WriterThread(
-        _CsvWriter(dest, model, limits.escape_formulas)
+        _CsvWriter(dest, model, limits.escape_formulas, explain=bool(explain))
         if out_format is OutputFormat.CSV
         else _JsonWriter(dest, model)
     )
@@ -557,11 +593,16 @@ def score_file(
             features = _features(batch, model.feature_names, rows)
             if stream is not None:  # a temporal spec: derived columns from preceding rows
                 features, ready = _temporal(stream, batch, keys, features, rows, warmup)
-            scores, flags = model.predict(features)
+            scores, flags, contributions = model.predict_explained(features, bool(explain))
             if stream is not None and not ready.all():
                 scores = np.where(ready, scores, np.nan).astype(np.float32)
                 flags = np.where(ready, flags, None)
-            writer.write({k: batch.column(i) for i, k in enumerate(keys)}, scores, flags)
+            explained = None
+            if contributions is not None:
+                explained = explain_lib.top_features(
+                    contributions, flags, model.spec.model_columns, explain
+                )
+            writer.write({k: batch.column(i) for i, k in enumerate(keys)}, scores, flags, explained)
             rows += batch.num_rows
             limits.check_result(dest)
             limits.check_time()

@@ -21,6 +21,7 @@ from anomalyops_api.deps import (
     SettingsDep,
     UploadGateDep,
 )
+from anomalyops_api.explain import MAX_EXPLAIN
 from anomalyops_api.limits import UploadTicket, sync_limits
 from anomalyops_api.routes.common import (
     UPLOAD_BODY,
@@ -44,6 +45,18 @@ WarmupQuery = Annotated[
         description="For a model whose spec has temporal derivations (rolling windows, lags): "
         "return the rows that lack enough preceding rows of their entity unscored "
         "(`anomaly_score` and `is_anomaly` null) instead of answering 422."
+    ),
+]
+
+ExplainQuery = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_EXPLAIN,
+        description="Name each flagged row's `explain` top contributing features "
+        "(`top_features`: `feature=contribution;...` in CSV, a list in JSON; empty/null for rows "
+        "not flagged). Contributions come from the detector's own parts (docs/api.md). "
+        "0: off. A model that cannot explain answers 422.",
     ),
 ]
 
@@ -99,6 +112,7 @@ async def score(
     gate: UploadGateDep,
     format: FormatQuery = None,
     warmup: WarmupQuery = False,
+    explain: ExplainQuery = 0,
 ) -> BigChunkFileResponse:
     """Streams the upload to disk, scores it in chunks with the version that was being
     served when the request arrived, and streams the reply from a spooled file, so memory
@@ -133,6 +147,7 @@ async def score(
                     parquet_batch_rows=settings.parquet_batch_rows,
                     limits=sync_limits(settings, deadline),
                     warmup=warmup,
+                    explain=explain,
                 ),
                 limiter=limiter,
             )

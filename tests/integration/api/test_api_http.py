@@ -74,6 +74,19 @@ def test_csv_upload_is_scored_with_version_and_threshold(client: TestClient) -> 
     assert set(reply["model_version"]) == {1700000000}
 
 
+def test_explain_names_each_flagged_rows_top_features(client: TestClient) -> None:
+    frame = make_frame(500, seed=5)
+    frame.loc[3, FEATURES[1]] = frame[FEATURES[1]].max() * 40
+    r = upload(client, csv_bytes(frame), params={"format": "json", "explain": 2})
+    assert r.status_code == 200, r.text
+    rows = r.json()["results"]
+    assert rows[3]["is_anomaly"] and rows[3]["top_features"][0]["feature"] == FEATURES[1]
+    assert all(len(x["top_features"]) == 2 for x in rows if x["is_anomaly"])
+    assert all(x["top_features"] is None for x in rows if not x["is_anomaly"])
+    too_many = upload(client, csv_bytes(frame), params={"explain": 1000})
+    assert too_many.status_code == 422 and "explain" in too_many.text
+
+
 @pytest.mark.parametrize(
     ("data", "name", "ctype"),
     [
