@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.api.indexers import BaseIndexer
 
 from anomalyops.spec import FeatureSpec
 
@@ -105,7 +106,7 @@ def derive(
         if t.kind == "diff":
             value = (x - x.shift(t.rows)).to_numpy()
         else:
-            window = x.rolling(t.rows, min_periods=t.rows)
+            window = x.rolling(_EntityWindow(window_size=t.rows, first=first), min_periods=t.rows)
             if t.kind == "rolling_std":
                 value = window.std(ddof=0).to_numpy()
             else:
@@ -122,6 +123,19 @@ def derive(
     ready_in = ready_in[n_hist:]
     values = pd.DataFrame(out, index=frame.index)
     return DerivedFrame(values, ready_in, _gaps(spec, order, position, codes, uniques, n_hist))
+
+
+class _EntityWindow(BaseIndexer):
+    """The last ``window_size`` rows, cut at the entity's first row. Cutting (not only masking
+    the result) restarts pandas' running sums at each entity, so one entity's values never
+    leak into another's, not even as rounding (a large-valued entity before a small one)."""
+
+    def get_window_bounds(
+        self, num_values=0, min_periods=None, center=None, closed=None, step=None
+    ):
+        end = np.arange(1, num_values + 1, dtype=np.int64)
+        start = np.maximum(end - self.window_size, self.first).astype(np.int64)
+        return start, end
 
 
 def _gaps(spec, order, position, codes, uniques, n_hist) -> list[Gap]:

@@ -77,6 +77,16 @@ def test_windows_stay_within_their_entity_in_time_order() -> None:
     assert out.values.index.equals(df.index)
 
 
+def test_a_large_valued_entity_does_not_blur_the_next_ones_spread() -> None:
+    small = [1e-3, 2e-3, 4e-3, 3e-3, 5e-3, 5e-3, 5e-3, 5e-3]
+    df = frame({"a": [1e9 + 7.0 * i for i in range(8)], "b": small})
+    out = pd.concat([df, derive(SPEC, df).values], axis=1)
+    b = out[out.site == "b"]["x__rolling_std_4"].to_numpy()
+    want = [np.std(small[i - 3 : i + 1]) for i in range(3, 8)]
+    np.testing.assert_allclose(b[3:], want, rtol=1e-9)
+    assert b[-1] == 0.0
+
+
 def test_history_rows_make_day_boundaries_seamless() -> None:
     rng = np.random.default_rng(0)
     both = frame({"a": list(rng.normal(size=40)), "b": list(rng.normal(size=40))})
