@@ -8,6 +8,7 @@ real path to read natively.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -111,6 +112,17 @@ async def receive_upload(
     raise limit_error(408, "the upload did not arrive in time", setting, seconds)
 
 
+_ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length header as an int, or None unless it is 1-20 ASCII digits
+    (``str.isdigit`` accepts '²', which ``int`` then refuses: a 500 from one header)."""
+    if value is None or not _ASCII_DIGITS.fullmatch(value):
+        return None
+    return int(value)
+
+
 async def _receive(
     request: Request,
     dest: Path,
@@ -118,11 +130,11 @@ async def _receive(
     ticket: UploadTicket | None,
     min_free_disk: int,
 ) -> Upload:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+    declared = declared_length(request.headers.get("content-length"))
+    if declared is not None and declared > max_bytes + MULTIPART_OVERHEAD:
         # Refuse before reading: a client that sent "Expect: 100-continue" never uploads.
         raise _too_large(max_bytes)
-    expected = int(declared) if declared and declared.isdigit() else 0
+    expected = declared or 0
     await anyio.to_thread.run_sync(check_free_disk, dest.parent, min_free_disk, expected)
     raw_type, params = parse_options_header(request.headers.get("content-type"))
     content_type = raw_type.decode("latin-1").lower()

@@ -27,3 +27,14 @@ def test_sweep_removes_only_old_scratch_dirs(tmp_path: Path) -> None:
     os.utime(other, (stamp, stamp))
     assert sweep_spool(tmp_path, max_age_s=3600) == 1
     assert not old.exists() and young.exists() and other.exists()
+
+
+@pytest.mark.parametrize(
+    ("header", "want"),
+    [("1234", 1234), ("0", 0), (None, None), ("²", None), ("٣", None), ("12a", None), ("", None),
+     ("-5", None), ("1" * 21, None), ("12\n", None)],
+)  # fmt: skip
+def test_declared_length_takes_ascii_digits_only(header, want) -> None:
+    from anomalyops_api.uploads import declared_length
+
+    assert declared_length(header) == want
