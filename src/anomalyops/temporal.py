@@ -214,7 +214,11 @@ class TemporalStream:
         """Derived columns for the next chunk; ``offset`` is its first row's index in the
         upload (0-based), so gaps and errors name upload rows."""
         spec = self.spec
-        self._check_order(frame, offset)
+        ts = spec.timestamp.column
+        times = _times(frame[ts], ts, offset=offset)
+        # Parsed once here: derive() and tail() then get datetimes, which cost nothing to parse.
+        frame = frame.assign(**{ts: pd.to_datetime(times, utc=True)})
+        self._check_order(frame, times, offset)
         result = derive(spec, frame, self._tail)
         result.gaps = [
             Gap(g.entity, g.column, g.needed, g.available, g.row + offset) for g in result.gaps
@@ -223,9 +227,7 @@ class TemporalStream:
         self._tail = tail(spec, both)
         return result
 
-    def _check_order(self, frame: pd.DataFrame, offset: int) -> None:
-        ts = self.spec.timestamp.column
-        times = _times(frame[ts], ts, offset=offset)
+    def _check_order(self, frame: pd.DataFrame, times: np.ndarray, offset: int) -> None:
         entities = (
             frame[self.spec.entity.column].astype(str).to_numpy()
             if self.spec.entity
