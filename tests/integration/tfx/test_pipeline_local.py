@@ -110,7 +110,7 @@ def test_first_run_trains_on_the_window_and_pushes_per_contract(runs):
     assert set(meta) == {
         "model_name", "version", "created_at", "training_spans", "threshold",
         "threshold_quantile", "metrics", "feature_spec", "feature_spec_fingerprint",
-        "pipeline_run_id",
+        "pipeline_run_id", "evaluation_report",
     }  # fmt: skip
     assert meta["version"] == first["versions"][0]
     assert meta["model_name"] == "anomaly_detector"
@@ -120,6 +120,12 @@ def test_first_run_trains_on_the_window_and_pushes_per_contract(runs):
     assert meta["feature_spec"]["features"][0]["name"] == runs["spec"].feature_names[0]
     assert meta["feature_spec_fingerprint"] == runs["spec"].fingerprint()
     assert meta["pipeline_run_id"]
+    # The gate's HTML report travels with the version, named relative to its directory.
+    assert meta["evaluation_report"] == "evaluation_report.html"
+    page = (version_dir / meta["evaluation_report"]).read_text(encoding="utf-8")
+    assert 'Evaluation gate: <span class="blessed">BLESSED' in page
+    assert page.count("<svg") == 3  # histogram, PR curve (labelled), feature contributions
+    assert "<script" not in page
 
 
 def test_pushed_model_loads_without_tft_and_scores_with_calibrated_threshold(runs):
@@ -190,6 +196,11 @@ def test_model_trained_on_corrupted_data_is_not_pushed(runs):
     assert report["candidate"]["metrics"]["auc_pr"] < report["baseline"]["metrics"]["auc_pr"]
     assert third["versions"] == second["versions"]
     assert not list(runs["serving"].glob(".tmp-*"))
+    # The refusal is explained in the gate's HTML report, beside the baseline's PR curve.
+    blessings = runs["settings"].pipeline_root / "EvaluationGate" / "blessing"
+    newest = max(blessings.iterdir(), key=lambda p: int(p.name))
+    page = (newest / "evaluation_report.html").read_text(encoding="utf-8")
+    assert "NOT BLESSED" in page and 'class="curve baseline"' in page
 
 
 def test_scoring_service_reloads_and_serves_the_pushed_version(runs, tmp_path):

@@ -83,6 +83,8 @@ def test_labelled_report_has_three_well_formed_plots_and_the_decision():
     assert "BLESSED" in page and "2026-11-01 … 2026-11-03" in page and "3 day(s)" in page
     assert "420 (20 labelled anomalies)" in page
     assert "auc_pr" in page and "blessed baseline" in page
+    flagged = int(np.sum(scores > report["threshold"]))
+    assert f"flagged rows ({flagged})" in page and f"not flagged ({420 - flagged})" in page
     for reason in report["reasons"]:
         assert rh.esc(reason) in page
     # Offline and inert: no script, no external reference.

@@ -121,7 +121,7 @@ def _svg_open(width: int, height: int, label: str) -> list[str]:
 def _frame(x: float, y: float, w: float, h: float) -> str:
     return (
         f'<rect class="frame" x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{_num(h)}" '
-        'fill="none" stroke="#444"/>'
+        'fill="none" stroke="#bbb"/>'  # light, so a curve along the edge stays visible
     )
 
 
@@ -378,12 +378,14 @@ def svg_contributions(
     flagged_mean: np.ndarray | None,
     normal_mean: np.ndarray | None,
     *,
+    counts: tuple[int, int] | None = None,
     width: int = 720,
 ) -> str:
     """Horizontal bars per feature: mean contribution over flagged rows and over the others.
 
     Features sorted by their flagged mean (by the other mean without flagged rows); at most
     ``MAX_FEATURE_BARS``. Long names are cut for the axis; the full name is in the tooltip.
+    ``counts``: (flagged rows, other rows), shown in the legend.
     """
     key = flagged_mean if flagged_mean is not None else normal_mean
     if key is None:
@@ -392,8 +394,8 @@ def svg_contributions(
     series = [
         (k, m, name)
         for k, m, name in (
-            ("anomaly", flagged_mean, "flagged rows"),
-            ("normal", normal_mean, "not flagged"),
+            ("anomaly", flagged_mean, "flagged rows" + (f" ({counts[0]})" if counts else "")),
+            ("normal", normal_mean, "not flagged" + (f" ({counts[1]})" if counts else "")),
         )
         if m is not None
     ]
@@ -633,7 +635,7 @@ def _contribution_section(scores, finite, threshold, names, contributions) -> st
     note = "" if on is not None else " No held-out row is above the threshold."
     return (
         "<figure>"
-        + svg_contributions(names, on, off)
+        + svg_contributions(names, on, off, counts=(int(flagged.sum()), int((~flagged).sum())))
         + "<figcaption>Mean of each feature's share of the anomaly score over the rows the "
         "candidate flags (score above the threshold) and over the others. Only the parts of the "
         "detector that split by feature (per-feature tails, reconstruction error) are shared "
