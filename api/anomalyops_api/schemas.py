@@ -160,6 +160,8 @@ class ModelVersionInfo(BaseModel):
     error: str | None = None
     failed_attempts: int | None = None
     loaded_at: dt.datetime | None = None
+    evaluation_report_url: str | None = None
+    """Where its evaluation report is served (``GET /v1/models/{version}/report``)."""
 
 
 class ModelsResponse(BaseModel):

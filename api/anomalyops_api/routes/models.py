@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
 
 from anomalyops_api.deps import ActiveModelDep, AdminDep, CallerDep, RegistryDep
 from anomalyops_api.errors import ApiError
-from anomalyops_api.model import ModelLoadError
+from anomalyops_api.model import ModelLoadError, ModelMetadata
 from anomalyops_api.registry import ModelRegistry, RefreshResult, VersionNotFound, scan_versions
+from anomalyops_api.reports import CONTENT_SECURITY_POLICY, read_report, report_name
 from anomalyops_api.routes.common import error_responses
 from anomalyops_api.schemas import (
     ActiveModelResponse,
@@ -37,12 +39,14 @@ def _describe(registry: ModelRegistry) -> ModelsResponse:
                 info.state, info.error = "unreadable", metadata
             else:
                 info.state, info.metadata = "available", metadata
+                info.evaluation_report_url = _report_url(metadata)
             failure = registry.failures.get(version.version)
             if failure is not None:
                 info.state, info.error = "failed", failure.error
                 info.failed_attempts = failure.attempts
         if active is not None and active.version == version.version:
             info.state, info.loaded_at, info.metadata = "serving", active.loaded_at, active.metadata
+            info.evaluation_report_url = _report_url(active.metadata)
         infos.append(info)
     if active is not None and all(i.version != active.version for i in infos):
         # Deleted from disk but still in memory (nothing else loadable): say so.
@@ -77,6 +81,47 @@ async def list_models(_caller: CallerDep, registry: RegistryDep) -> ModelsRespon
     """Every integer-named version directory, newest first, with its metadata (training
     spans, threshold, metrics) and state; which one is served and whether it is pinned."""
     return await anyio.to_thread.run_sync(_describe, registry)
+
+
+def _report_url(metadata: ModelMetadata) -> str | None:
+    return f"/v1/models/{metadata.version}/report" if report_name(metadata) else None
+
+
+def _report(registry: ModelRegistry, version: int) -> bytes:
+    for found in scan_versions(registry.model_dir):
+        if found.version == version and found.complete:
+            metadata = registry.metadata(found)
+            if isinstance(metadata, str):
+                raise ApiError(404, f"model version {version}: {metadata}")
+            return read_report(found.path, metadata)
+    raise ApiError(404, f"no complete model version {version} in the serving directory")
+
+
+@router.get(
+    "/v1/models/{version}/report",
+    summary="The evaluation gate's HTML report for a version",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+        **error_responses(401, 404),
+    },
+)
+async def evaluation_report(
+    _caller: CallerDep,
+    registry: RegistryDep,
+    version: int = Path(ge=0, le=2**63 - 1, description="A version on disk"),
+) -> Response:
+    """Score histograms with the threshold, the PR curve (with labels), per-feature
+    contributions and the blessing decision, as one static page (no script, no CDN)."""
+    body = await anyio.to_thread.run_sync(_report, registry, version)
+    return Response(
+        body,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get(
