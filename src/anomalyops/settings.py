@@ -99,6 +99,10 @@ class TrainingSettings(BaseModel):
         default={"tails": 1.0, "knn": 1.0, "copula_knn": 1.0, "autoencoder": 0.25}
     )
     """Weight of each part of the detector ensemble (0 drops a part); docs/detector.md."""
+    adaptive_autoencoder_weight: bool = True
+    """Grow the autoencoder's weight (up to 8x) when the window's features predict each
+    other linearly (mean R^2 0.8 -> 0.9): correlated sensors, where broken correlations are
+    the anomalies (docs/detector.md)."""
     neighbours: int = Field(default=100, ge=1)
     """k of the kNN parts (at most half the reference sample)."""
     reference_rows: int = Field(default=2048, ge=8)

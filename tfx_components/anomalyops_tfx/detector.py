@@ -92,9 +92,15 @@ class DetectorTables:
     reference: np.ndarray  # [r, n] z-space rows
     neighbours: int
     residuals: QuantileTable | None = None  # |z - reconstruction| per feature, training rows
+    predictability: float | None = None  # mean R^2 of each feature on the others
     part_scores: dict[str, QuantileTable] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
+
+PREDICTABILITY_RANGE = (0.8, 0.9)
+MAX_AUTOENCODER_BOOST = 8.0
+"""The autoencoder's weight is multiplied by 1 (mean R^2 <= 0.8) up to 8 (>= 0.9); see
+:func:`autoencoder_boost`."""
 
 NORMALISATION_SHARE = 0.25
 """Share of the training rows held back from fitting to normalise the parts' scores."""
@@ -120,6 +126,40 @@ def split_for_normalisation(
     return x[order[n_norm:]], x[order[:n_norm]]
 
 
+def linear_predictability(x: np.ndarray, max_rows: int = 20_000, seed: int = 0) -> float:
+    """Mean R^2 of each column regressed (least squares) on all the others.
+
+    Near 1 when the features are driven by a few shared factors (sensors of one plant), so
+    that a row breaking their correlations is what an anomaly looks like; lower for tables
+    whose columns carry independent information.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) > max_rows:
+        x = x[np.random.default_rng(seed).choice(len(x), size=max_rows, replace=False)]
+    if x.shape[1] < 2:
+        return 0.0
+    r2 = []
+    for j in range(x.shape[1]):
+        others = np.c_[np.delete(x, j, axis=1), np.ones(len(x))]
+        coef, *_ = np.linalg.lstsq(others, x[:, j], rcond=None)
+        var = x[:, j].var()
+        r2.append(0.0 if var <= 1e-12 else 1.0 - (x[:, j] - others @ coef).var() / var)
+    return float(np.clip(np.mean(r2), 0.0, 1.0))
+
+
+def autoencoder_boost(predictability: float) -> float:
+    """How much the autoencoder's weight grows with the window's linear predictability.
+
+    Measured (docs/detector.md): on the seven ADBench tables (mean R^2 0.37-0.79) the
+    autoencoder part costs ranking quality beyond a quarter weight; on the simulator's
+    correlated sensors (0.92) it is the part that sees broken correlations and stuck
+    sensors, and the tail part alone ranks below chance. 1x up to R^2 0.8, 8x from 0.9.
+    """
+    low, high = PREDICTABILITY_RANGE
+    share = min(1.0, max(0.0, (predictability - low) / (high - low)))
+    return 1.0 + (MAX_AUTOENCODER_BOOST - 1.0) * share
+
+
 def neighbours_for(reference_rows: int, k: int = DEFAULT_NEIGHBOURS) -> int:
     """``k``, at most half the reference sample (small windows) and at least 1."""
     return max(1, min(k, reference_rows // 2))
@@ -133,6 +173,7 @@ def fit_tables(
     neighbours: int = DEFAULT_NEIGHBOURS,
     weights: Mapping[str, float] | None = None,
     reference_share: float = 1.0,
+    adapt_autoencoder: bool = True,
 ) -> DetectorTables:
     """Feature quantiles and the kNN reference sample; part-score tables come later
     (:func:`fit_part_scores`), from held-out rows."""
@@ -146,11 +187,16 @@ def fit_tables(
     rng = np.random.default_rng(seed)
     r = max(2, min(max_reference, int(len(x_train) * reference_share)))
     reference = x_train[rng.choice(len(x_train), size=r, replace=False)]
+    weights = {p: float(weights.get(p, 0.0)) for p in PARTS}
+    predictability = linear_predictability(x_train, seed=seed)
+    if adapt_autoencoder:
+        weights["autoencoder"] *= autoencoder_boost(predictability)
     return DetectorTables(
         features=QuantileTable.fit(x_train),
         reference=reference,
         neighbours=neighbours_for(r, neighbours),
-        weights={p: float(weights.get(p, 0.0)) for p in PARTS},
+        weights=weights,
+        predictability=predictability,
     )
 
 

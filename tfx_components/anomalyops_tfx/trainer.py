@@ -35,6 +35,7 @@ def training_config(settings) -> dict[str, Any]:
         "detector_weights": dict(t.detector_weights),
         "neighbours": t.neighbours,
         "reference_rows": t.reference_rows,
+        "adaptive_autoencoder_weight": t.adaptive_autoencoder_weight,
     }
 
 
@@ -140,6 +141,7 @@ def run_fn(fn_args) -> None:
         max_reference=cfg.get("reference_rows", detector.MAX_REFERENCE_ROWS),
         neighbours=cfg.get("neighbours", detector.DEFAULT_NEIGHBOURS),
         weights=cfg.get("detector_weights"),
+        adapt_autoencoder=cfg.get("adaptive_autoencoder_weight", True),
     )
     tables.residuals = detector.QuantileTable.fit(
         np.abs(x_train - model(x_train, training=False).numpy())
@@ -177,6 +179,7 @@ def run_fn(fn_args) -> None:
             "weights": tables.weights,
             "neighbours": tables.neighbours,
             "reference_rows": len(tables.reference),
+            "linear_predictability": tables.predictability,
         },
         "final_loss": float(history.history["loss"][-1]),
         "best_val_loss": float(min(history.history["val_loss"])),

@@ -157,3 +157,29 @@ def test_normalisation_rows_are_disjoint_from_the_fitting_rows():
     np.testing.assert_array_equal(fit, again)  # a re-run fits on the same rows
     with pytest.raises(ValueError, match="too few"):
         detector.split_for_normalisation(x[:5])
+
+
+def test_predictability_tells_correlated_sensors_from_independent_columns():
+    rng = np.random.default_rng(6)
+    factors = rng.normal(size=(4000, 2))
+    sensors = factors @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(4000, 6))
+    independent = rng.normal(size=(4000, 6))
+    assert detector.linear_predictability(sensors) > 0.95
+    assert detector.linear_predictability(independent) < 0.05
+    assert detector.linear_predictability(independent[:, :1]) == 0.0
+
+
+def test_autoencoder_weight_grows_only_on_predictable_windows():
+    assert detector.autoencoder_boost(0.5) == 1.0
+    assert detector.autoencoder_boost(0.8) == 1.0
+    assert detector.autoencoder_boost(0.85) == pytest.approx(4.5)
+    assert detector.autoencoder_boost(0.99) == detector.MAX_AUTOENCODER_BOOST
+    rng = np.random.default_rng(7)
+    factors = rng.normal(size=(3000, 1))
+    sensors = np.c_[factors, factors, factors] + 0.05 * rng.normal(size=(3000, 3))
+    tables = detector.fit_tables(sensors)
+    assert tables.predictability > 0.9
+    boosted = detector.DEFAULT_WEIGHTS["autoencoder"] * detector.MAX_AUTOENCODER_BOOST
+    assert tables.weights["autoencoder"] == pytest.approx(boosted)
+    fixed = detector.fit_tables(sensors, adapt_autoencoder=False)
+    assert fixed.weights["autoencoder"] == detector.DEFAULT_WEIGHTS["autoencoder"]
