@@ -14,8 +14,9 @@ runs again. Per day: precision, recall and F1 on that day's labelled data for bo
 Recall is also reported per anomaly kind (spike, level_shift, stuck, broken_correlation, ramp),
 from the simulator's event-kind column for the same day.
 
-Training defaults suit windows of ~20k rows; for days of 1440 rows the README's figures used
-``ANOMALYOPS_TRAINING__EPOCHS=60 ANOMALYOPS_TRAINING__LEARNING_RATE=0.005``.
+Runs at default training settings (epochs and batch adapt to the window's size); the README's
+figures from before the detector ensemble used ``ANOMALYOPS_TRAINING__EPOCHS=60`` and a learning
+rate of 0.005.
 
 Writes var/bench/drift_replay.json and var/bench/drift_replay.png.
 """
