@@ -121,6 +121,23 @@ def test_without_labels_mean_score_proxy_decides():
     assert not logic.decide(cand_high, cand_low, margin=0.02).blessed
 
 
+def test_a_baseline_on_another_score_scale_is_not_compared_by_mean_score():
+    rng = np.random.default_rng(1)
+    ensemble = logic.evaluate(3.25 + rng.exponential(size=200), None, 0.99)  # nats
+    old_ae = logic.evaluate(np.abs(rng.normal(size=200)) * 0.3, None, 0.99)  # MSE
+    assert not logic.decide(ensemble, old_ae, margin=0.02).blessed  # the scale would decide
+    decision = logic.decide(ensemble, old_ae, margin=0.02, comparable_scores=False)
+    assert decision.blessed and decision.rule == "incomparable_baseline"
+    assert "another scale" in decision.reasons[0]
+    # With labelled anomalies, AUC-PR is scale-free and still decides.
+    scores, labels = _labelled(2.0)
+    cand = logic.evaluate(scores, labels, 0.99)
+    base = logic.evaluate(scores * 0.01, labels, 0.99)
+    assert logic.decide(cand, base, margin=0.02, comparable_scores=False).rule == (
+        "auc_pr_no_regression"
+    )
+
+
 def test_labels_without_positives_fall_back_to_the_proxy():
     rng = np.random.default_rng(0)
     scores, labels = np.abs(rng.normal(size=100)), np.zeros(100)

@@ -128,8 +128,10 @@ class Executor(base_executor.BaseExecutor):
         cand_eval = logic.evaluate(cand_scores, labels, quantile)
         base_eval = None
         base_scores = None
+        comparable = True
         if baseline is not None:
-            base_scores, _ = score_model(baseline, columns)
+            base_scores, base_contrib = score_model(baseline, columns)
+            comparable = (base_contrib is None) == (cand_contrib is None)
             base_eval = logic.evaluate(base_scores, labels, quantile)
             served = served_threshold(input_dict.get("baseline_blessing") or [])
             if served is not None:
@@ -140,6 +142,7 @@ class Executor(base_executor.BaseExecutor):
             margin=margin,
             min_rows=min_rows,
             stale_false_alarm_rate=stale,
+            comparable_scores=comparable,
         )
 
         report = {

@@ -185,8 +185,13 @@ def decide(
     margin: float,
     min_rows: int = 1,
     stale_false_alarm_rate: float | None = None,
+    comparable_scores: bool = True,
 ) -> Decision:
-    """Bless or not, with the reasons spelled out for the report."""
+    """Bless or not, with the reasons spelled out for the report.
+
+    ``comparable_scores=False``: the two models' raw scores are on different scales (a baseline
+    from before the detector ensemble), so only the scale-free comparisons (AUC-PR, F1, alarm
+    rates) may decide; the unlabelled mean-score proxy may not."""
     problems = sanity_problems(candidate, min_rows)
     if problems:
         return Decision(False, problems, rule="sanity")
@@ -239,6 +244,16 @@ def decide(
             rule="auc_pr_no_regression",
         )
     # No positive label among the rows: fall back to the unlabelled proxy.
+    if not comparable_scores:
+        return Decision(
+            True,
+            [
+                "no labelled anomalies in the evaluation rows, and the blessed model's scores are "
+                "on another scale (it predates the detector ensemble): mean scores cannot be "
+                "compared; the sane candidate replaces it"
+            ],
+            rule="incomparable_baseline",
+        )
     cand_mean, base_mean = candidate.metrics["mean_score"], baseline.metrics["mean_score"]
     ceiling = base_mean * (1 + margin)
     ok = cand_mean <= ceiling
