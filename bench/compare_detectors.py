@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_quality import ADBENCH  # noqa: E402
 
 ALL = {"tails": 1.0, "knn": 1.0, "copula_knn": 1.0, "autoencoder": 1.0}
-CONFIGS = {  # (weights, share of the fitting rows in the kNN reference, adaptive AE weight)
+CONFIGS = {  # (weights, reference share of the fitting rows, adaptive AE weight[, trim share])
     "tails": ({"tails": 1.0}, 1.0, False),
     "knn": ({"knn": 1.0}, 1.0, False),
     "copula_knn": ({"copula_knn": 1.0}, 1.0, False),
@@ -37,6 +37,7 @@ CONFIGS = {  # (weights, share of the fitting rows in the kNN reference, adaptiv
     "AE 0.25": ({**ALL, "autoencoder": 0.25}, 1.0, False),
     "no autoencoder": ({**ALL, "autoencoder": 0.0}, 1.0, False),
     "default, reference = half": (None, 0.5, True),
+    "default, no trimming": (None, 1.0, True, 0.0),
     "default (AE 0.25, x8 if R2 >= 0.9)": (None, 1.0, True),
 }
 PEERS = ("IForest", "ECOD", "COPOD", "KNN")
@@ -85,36 +86,26 @@ def split(name: str, seed: int = 0):
     )
 
 
-def ours(train, test, weights, share, adapt=True, seed=42):
-    import tf_keras
-
+def ours(train, test, weights, share, adapt=True, seed=42, trim=None):
+    """Fit the Trainer's way (``fit_ensemble``); return (test scores, the gate's threshold)."""
+    from anomalyops.settings import TrainingSettings
     from anomalyops_tfx import detector
-    from anomalyops_tfx import model as model_lib
-    from anomalyops_tfx.trainer import _ensemble_scores, schedule
+    from anomalyops_tfx.trainer import _ensemble_scores, fit_ensemble
 
+    defaults = TrainingSettings()
     p = np.random.default_rng(1).permutation(len(train))
     cut = int(len(train) * 0.8)
     window, ev = train[p[:cut]], train[p[cut:]]
     tr, norm = detector.split_for_normalisation(window, seed=seed)
-    epochs, batch = schedule(len(tr), None, None)
-    model = model_lib.build_autoencoder(train.shape[1], learning_rate=3e-3, seed=seed)
-    model.fit(
-        tr,
-        tr,
-        validation_data=(ev, ev),
-        epochs=epochs,
-        batch_size=batch,
-        verbose=0,
-        callbacks=[tf_keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)],
-    )
-    tables = detector.fit_tables(
-        tr, weights=weights, reference_share=share, adapt_autoencoder=adapt, seed=seed
-    )
-    tables.residuals = detector.QuantileTable.fit(np.abs(tr - model(tr).numpy()))
-    raw, _ = detector.raw_parts(
-        norm, model(norm), detector.table_tensors(tables), tables.neighbours
-    )
-    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw.items()})
+    cfg = {
+        "seed": seed,
+        "learning_rate": defaults.learning_rate,
+        "detector_weights": weights,
+        "adaptive_autoencoder_weight": adapt,
+        "reference_share": share,
+        "trim_share": defaults.trim_share if trim is None else trim,
+    }
+    model, tables, _, _ = fit_ensemble(tr, norm, ev, cfg)
     # The evaluation gate's threshold: the 99th percentile of the fresh eval rows' scores.
     threshold = float(np.quantile(_ensemble_scores(tables, model, ev), 0.99))
     return _ensemble_scores(tables, model, test), threshold
@@ -150,8 +141,7 @@ def main(argv=None) -> int:
             if config in PEERS:
                 s, threshold = peer(config, train, test)
             else:
-                weights, share, adapt = CONFIGS[config]
-                s, threshold = ours(train, test, weights, share, adapt)
+                s, threshold = ours(train, test, *CONFIGS[config])
             cells.append((roc_auc_score(y, s), average_precision_score(y, s)))
             if threshold is not None:
                 far[config].append(float(np.mean(s[y == 0] > threshold)))

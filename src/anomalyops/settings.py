@@ -103,6 +103,10 @@ class TrainingSettings(BaseModel):
     """Grow the autoencoder's weight (up to 8x) when the window's features predict each
     other linearly (mean R^2 0.8 -> 0.9): correlated sensors, where broken correlations are
     the anomalies (docs/detector.md)."""
+    trim_share: float = Field(default=0.05, ge=0.0, lt=0.5)
+    """Share of the window's training rows the first fit scores highest that are dropped
+    before every part is refitted (a window is contaminated by its own anomalies); 0: one
+    fit."""
     neighbours: int = Field(default=100, ge=1)
     """k of the kNN parts (at most half the reference sample)."""
     reference_rows: int = Field(default=2048, ge=8)

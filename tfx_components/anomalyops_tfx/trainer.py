@@ -36,6 +36,7 @@ def training_config(settings) -> dict[str, Any]:
         "neighbours": t.neighbours,
         "reference_rows": t.reference_rows,
         "adaptive_autoencoder_weight": t.adaptive_autoencoder_weight,
+        "trim_share": t.trim_share,
     }
 
 
@@ -73,6 +74,82 @@ def transformed_matrix(patterns: list[str], tft_output, feature_names: list[str]
     if not parts:
         raise ValueError(f"Examples files {files} hold no rows")
     return np.concatenate(parts).astype(np.float32)
+
+
+def fit_ensemble(x_train, x_norm, x_eval, cfg: dict[str, Any], extra_callbacks=()):
+    """The autoencoder and the detector's tables, fitted; returns (model, tables, history,
+    (epochs, batch size)).
+
+    With ``trim_share`` > 0 the fit runs twice: the rows the first fit scores highest (the
+    window's own anomalies: a training window is contaminated) are dropped and every part is
+    refitted on the rest, the autoencoder continuing from its weights. Without it a 45-minute
+    stuck sensor inside the window sits in the kNN reference and the autoencoder learns it, so
+    the same event's held-out rows, and the next such event, look normal.
+    """
+    import numpy as np
+    import tf_keras
+
+    from anomalyops_tfx import detector
+    from anomalyops_tfx import model as model_lib
+
+    epochs, batch_size = schedule(len(x_train), cfg.get("epochs"), cfg.get("batch_size"))
+    model = model_lib.build_autoencoder(
+        x_train.shape[1],
+        cfg.get("hidden_units"),
+        learning_rate=cfg["learning_rate"],
+        seed=cfg["seed"],
+    )
+
+    def fit_network(rows, n_epochs):
+        return model.fit(
+            rows,
+            rows,
+            validation_data=(x_eval, x_eval),
+            epochs=n_epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            callbacks=[
+                tf_keras.callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=cfg.get("early_stopping_patience", 5),
+                    restore_best_weights=True,
+                ),
+                *extra_callbacks,
+            ],
+            verbose=0,
+        )
+
+    def fit_tables(rows):
+        tables = detector.fit_tables(
+            rows,
+            seed=cfg["seed"],
+            max_reference=cfg.get("reference_rows", detector.MAX_REFERENCE_ROWS),
+            neighbours=cfg.get("neighbours", detector.DEFAULT_NEIGHBOURS),
+            weights=cfg.get("detector_weights"),
+            adapt_autoencoder=cfg.get("adaptive_autoencoder_weight", True),
+            reference_share=cfg.get("reference_share", 1.0),
+        )
+        tables.residuals = detector.QuantileTable.fit(
+            np.abs(rows - model.predict(rows, batch_size=65536, verbose=0))
+        )
+        # Each part's score is normalised by its distribution on rows no part was fitted on;
+        # the eval split stays fresh for the evaluation gate's threshold.
+        raw, _ = detector.raw_parts(
+            x_norm, model(x_norm, training=False), detector.table_tensors(tables), tables.neighbours
+        )
+        detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw.items()})
+        return tables
+
+    history = fit_network(x_train, epochs)
+    tables = fit_tables(x_train)
+    trim = float(cfg.get("trim_share", 0.0) or 0.0)
+    if trim > 0.0:
+        scores = _ensemble_scores(tables, model, x_train)
+        keep = scores <= np.quantile(scores, 1.0 - trim)
+        log.info("Refitting without the %d highest-scoring training rows", int((~keep).sum()))
+        fit_network(x_train[keep], max(2, epochs // 2))
+        tables = fit_tables(x_train[keep])
+    return model, tables, history, (epochs, batch_size)
 
 
 def _ensemble_scores(tables, model, x) -> Any:
@@ -113,45 +190,13 @@ def run_fn(fn_args) -> None:
         len(x_eval),
     )
 
-    epochs, batch_size = schedule(len(x_train), cfg.get("epochs"), cfg.get("batch_size"))
-    model = model_lib.build_autoencoder(
-        len(names), cfg["hidden_units"], learning_rate=cfg["learning_rate"], seed=cfg["seed"]
-    )
-    callbacks = [
-        tf_keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=cfg["early_stopping_patience"],
-            restore_best_weights=True,
-        ),
-        tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
-    ]
-    history = model.fit(
+    model, tables, history, (epochs, batch_size) = fit_ensemble(
         x_train,
-        x_train,
-        validation_data=(x_eval, x_eval),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=2 if epochs <= 30 else 0,
+        x_norm,
+        x_eval,
+        cfg,
+        extra_callbacks=[tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
     )
-    tables = detector.fit_tables(
-        x_train,
-        seed=cfg["seed"],
-        max_reference=cfg.get("reference_rows", detector.MAX_REFERENCE_ROWS),
-        neighbours=cfg.get("neighbours", detector.DEFAULT_NEIGHBOURS),
-        weights=cfg.get("detector_weights"),
-        adapt_autoencoder=cfg.get("adaptive_autoencoder_weight", True),
-    )
-    tables.residuals = detector.QuantileTable.fit(
-        np.abs(x_train - model(x_train, training=False).numpy())
-    )
-    # Each part's score is normalised by its distribution on rows no part was fitted on; the
-    # eval split stays fresh for the evaluation gate's threshold.
-    raw_norm, _ = detector.raw_parts(
-        x_norm, model(x_norm, training=False), detector.table_tensors(tables), tables.neighbours
-    )
-    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw_norm.items()})
     module = model_lib.make_serving_module(
         model,
         tft_output.transform_features_layer(),
