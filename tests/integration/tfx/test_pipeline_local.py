@@ -168,7 +168,10 @@ def test_pushed_model_loads_without_tft_and_scores_with_calibrated_threshold(run
         "anomaly_score": "float32",
         "threshold": "float32",
         "is_anomaly": "bool",
+        "feature_contributions": "float32",
     }
+    n_inputs = len(runs["spec"].feature_names)
+    assert result["shapes"].pop("feature_contributions") == [len(frame), n_inputs]
     assert all(shape == [len(frame)] for shape in result["shapes"].values())
     assert result["threshold"] == pytest.approx(meta["threshold"], rel=1e-6)
     assert result["consistent"]
