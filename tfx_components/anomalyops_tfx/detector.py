@@ -24,11 +24,14 @@ same code eagerly at training time and inside the exported graph at serving time
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 PARTS = ("tails", "knn", "copula_knn", "autoencoder")
 DEFAULT_WEIGHTS: Mapping[str, float] = {
@@ -320,7 +323,11 @@ def combine(scores, part_tables: Mapping[str, tuple], weights: Mapping[str, floa
         w = float(weights.get(part, 0.0))
         if w <= 0.0:
             continue
-        s = _tail_surprise(values, lower, upper, scores[part][:, None], two_sided=False)
+        raw = scores[part][:, None]
+        s = _tail_surprise(values, lower, upper, raw, two_sided=False)
+        # A part that cannot score a row (a diverged network) makes the row's score NaN, which
+        # the evaluation gate refuses, instead of a surprise read off a table's edge.
+        s = tf.where(tf.math.is_finite(raw), s, tf.fill(tf.shape(s), float("nan")))
         surprises[part] = w * tf.reshape(s, [-1])
     return tf.add_n(list(surprises.values())), surprises
 
@@ -370,4 +377,10 @@ def fit_part_scores(tables: DetectorTables, raw_eval_scores: Mapping[str, np.nda
     for part in PARTS:
         if tables.weights.get(part, 0.0) > 0:
             values = np.asarray(raw_eval_scores[part], dtype=np.float64)
-            tables.part_scores[part] = QuantileTable.fit(values[np.isfinite(values)])
+            finite = values[np.isfinite(values)]
+            if len(finite) < 2:
+                # Nothing to normalise with (a diverged autoencoder): the part scores NaN at
+                # serving (see :func:`combine`), so the evaluation gate refuses the model.
+                log.warning("part %r gave no finite score on the normalisation rows", part)
+                finite = np.array([0.0, 1.0])
+            tables.part_scores[part] = QuantileTable.fit(finite)

@@ -143,8 +143,8 @@ def fit_ensemble(x_train, x_norm, x_eval, cfg: dict[str, Any], extra_callbacks=(
     history = fit_network(x_train, epochs)
     tables = fit_tables(x_train)
     trim = float(cfg.get("trim_share", 0.0) or 0.0)
-    if trim > 0.0:
-        scores = _ensemble_scores(tables, model, x_train)
+    scores = _ensemble_scores(tables, model, x_train) if trim > 0.0 else None
+    if scores is not None and np.isfinite(scores).all():  # a diverged fit is left to the gate
         keep = scores <= np.quantile(scores, 1.0 - trim)
         log.info("Refitting without the %d highest-scoring training rows", int((~keep).sum()))
         fit_network(x_train[keep], max(2, epochs // 2))

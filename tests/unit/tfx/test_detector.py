@@ -183,3 +183,17 @@ def test_autoencoder_weight_grows_only_on_predictable_windows():
     assert tables.weights["autoencoder"] == pytest.approx(boosted)
     fixed = detector.fit_tables(sensors, adapt_autoencoder=False)
     assert fixed.weights["autoencoder"] == detector.DEFAULT_WEIGHTS["autoencoder"]
+
+
+def test_a_part_that_cannot_score_makes_the_row_nan_for_the_gate_to_refuse():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    tables = detector.fit_tables(x[:300])
+    tables.residuals = detector.QuantileTable.fit(np.abs(x[:300]))
+    diverged = np.full_like(x[300:], np.nan)  # the autoencoder's output after divergence
+    raw, _ = detector.raw_parts(x[300:], diverged, detector.table_tensors(tables), 10)
+    detector.fit_part_scores(tables, {k: v.numpy() for k, v in raw.items()})  # no crash
+    parts = {p: (t.values, t.lower_scale, t.upper_scale) for p, t in tables.part_scores.items()}
+    total, surprises = detector.combine(raw, parts, tables.weights)
+    assert np.isnan(total.numpy()).all()
+    assert np.isfinite(surprises["tails"].numpy()).all()
