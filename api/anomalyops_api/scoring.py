@@ -15,6 +15,7 @@ import queue
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -29,7 +30,7 @@ import pyarrow_hotfix  # noqa: F401 - CVE-2023-47248: refuse pickled extension t
 
 from anomalyops_api import explain as explain_lib
 from anomalyops_api.errors import ApiError
-from anomalyops_api.limits import ScoreLimits
+from anomalyops_api.limits import ScoreLimits, check_free_disk
 from anomalyops_api.model import EXPLANATION_OUTPUT, LoadedModel
 
 MAX_HEADER_BYTES = 1024 * 1024
@@ -105,36 +106,42 @@ def _open_csv_stream(path: Path, fmt: InputFormat) -> pa.NativeFile:
     return pa.input_stream(str(path), compression="gzip" if fmt is InputFormat.CSV_GZIP else None)
 
 
-class _BoundedStream:
-    """A file-like view of the (decompressed) CSV stream that stops at the limits: a gzip
-    bomb is cut off after ``max_decompressed_bytes``, not after filling memory or disk.
-    pyarrow reads it block by block, so the Python call per read costs nothing measurable."""
+INFLATE_CHUNK = 1024 * 1024
 
-    def __init__(self, stream: pa.NativeFile, limits: ScoreLimits) -> None:
-        self._stream = stream
-        self._limits = limits
-        self.size = 0
-        self.closed = False
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self.size += len(data)
-        self._limits.check_decompressed(self.size)
-        self._limits.check_time()
-        return data
+def _inflate(src: Path, dest: Path, limits: ScoreLimits) -> None:
+    """Decompress a gzip upload (all its members) to ``dest``, stopping at the limits.
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self._stream.close()
-        self.closed = True
+    pyarrow must never read through a Python file object here: its CSV reader reads ahead on
+    a background thread that needs the GIL, and dropping the reader mid-file (any error) then
+    waits for that thread while holding the GIL, freezing the whole server. So the bounded
+    step is this plain zlib loop (it releases the GIL while inflating), and pyarrow reads the
+    result natively. Memory stays at one chunk whatever the compression ratio.
+    """
+    written, pending, member_open = 0, b"", False
+    try:
+        with open(src, "rb") as fin, open(dest, "wb") as fout:
+            inflater = zlib.decompressobj(wbits=31)
+            while True:
+                if not pending:
+                    pending = fin.read(INFLATE_CHUNK)
+                    if not pending:
+                        break
+                out = inflater.decompress(pending, INFLATE_CHUNK)
+                pending, member_open = inflater.unconsumed_tail, True
+                if inflater.eof:  # concatenated gzip members are one stream (RFC 1952)
+                    pending, member_open = inflater.unused_data, False
+                    inflater = zlib.decompressobj(wbits=31)
+                written += len(out)
+                limits.check_decompressed(written)
+                limits.check_time()
+                fout.write(out)
+                if written // (64 * INFLATE_CHUNK) != (written - len(out)) // (64 * INFLATE_CHUNK):
+                    check_free_disk(dest.parent, limits.min_free_disk_bytes)
+        if member_open:
+            raise ApiError(400, "corrupt gzip stream: the file ends in the middle of a member")
+    except zlib.error as exc:
+        raise ApiError(400, f"corrupt gzip stream: {exc}") from None
 
 
 def read_csv_header(path: Path, fmt: InputFormat) -> list[str]:
@@ -271,7 +278,6 @@ def _csv_error(exc: Exception, header: list[str]) -> ApiError:
 
 def _iter_csv(
     path: Path,
-    fmt: InputFormat,
     model: LoadedModel,
     header: list[str],
     keys: list[str],
@@ -281,8 +287,9 @@ def _iter_csv(
     features = model.feature_names
     types = {name: pa.float32() for name in features} | {key: pa.string() for key in keys}
     try:
+        limits.check_decompressed(path.stat().st_size)
         reader = pacsv.open_csv(
-            _BoundedStream(_open_csv_stream(path, fmt), limits),
+            str(path),  # a native file: see _inflate for why never a Python file object
             # use_threads=False: measured faster here, and rows in errors stay exact
             read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
             convert_options=pacsv.ConvertOptions(
@@ -573,11 +580,41 @@ def score_file(
         )
     header = read_header(src, fmt)
     keys = plan_columns(header, model)
+    inflated: Path | None = None
     if fmt is InputFormat.PARQUET:
         _check_parquet_rows(src, limits)
         batches = _iter_parquet(src, model, keys, parquet_batch_rows)
     else:
-        batches = _iter_csv(src, fmt, model, header, keys, csv_block_bytes, limits)
+        if fmt is InputFormat.CSV_GZIP:
+            inflated = dest.with_name(f"{dest.name}.inflated.csv")
+            try:
+                _inflate(src, inflated, limits)
+            except BaseException:
+                inflated.unlink(missing_ok=True)
+                raise
+            src = inflated
+        batches = _iter_csv(src, model, header, keys, csv_block_bytes, limits)
+    try:
+        return _score_batches(
+            batches, keys, model, dest, out_format, limits, explain, warmup, on_progress, started
+        )
+    finally:
+        if inflated is not None:
+            inflated.unlink(missing_ok=True)
+
+
+def _score_batches(
+    batches: Iterator[pa.RecordBatch],
+    keys: list[str],
+    model: LoadedModel,
+    dest: Path,
+    out_format: OutputFormat,
+    limits: ScoreLimits,
+    explain: int,
+    warmup: bool,
+    on_progress: ProgressCallback | None,
+    started: float,
+) -> ScoreResult:
     writer = _WriterThread(
         _CsvWriter(dest, model, limits.escape_formulas, explain=bool(explain))
         if out_format is OutputFormat.CSV

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 
 from anomalyops_api.errors import ApiError
@@ -201,19 +200,61 @@ def test_expired_job_rows_are_purged_after_retention(tmp_path: Path) -> None:
     assert store.get("old") is None and store.ids() == set()
 
 
-def test_pyarrow_reads_through_the_bounded_stream_at_full_speed(tmp_path: Path) -> None:
-    """The Python read() wrapper must not slow the hot path (blocks are MiBs)."""
-    path = tmp_path / "big.csv"
-    path.write_bytes(csv_bytes(make_frame(200_000)))
-    from anomalyops_api.scoring import _BoundedStream
+def test_multi_member_gzip_is_read_whole_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    frame = make_frame(3000)
+    text = csv_bytes(frame)
+    cut = text.index(b"\n", len(text) // 2) + 1
+    data = gzip.compress(text[:cut]) + gzip.compress(text[cut:])  # what `cat a.gz b.gz` gives
+    assert run(tmp_path, data, InputFormat.CSV_GZIP, ScoreLimits()).rows == 3000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input", "out.csv"]
 
-    def read(stream) -> int:
-        opts = pacsv.ReadOptions(block_size=4 << 20, use_threads=False)
-        return sum(b.num_rows for b in pacsv.open_csv(stream, read_options=opts))
 
-    t0 = time.perf_counter()
-    assert read(pa.input_stream(str(path))) == 200_000
-    plain = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    assert read(_BoundedStream(pa.input_stream(str(path)), ScoreLimits())) == 200_000
-    assert time.perf_counter() - t0 < 2 * plain + 0.2
+@pytest.mark.parametrize(
+    ("tail", "word"), [(b"", "ends in the middle"), (b"garbage!", "corrupt gzip")]
+)
+def test_truncated_or_trailing_garbage_gzip_is_400(tmp_path: Path, tail: bytes, word: str) -> None:
+    data = gzip.compress(csv_bytes(make_frame(3000)))
+    data = data[:-20] if not tail else data + tail
+    error = refused(tmp_path, data, InputFormat.CSV_GZIP, ScoreLimits())
+    assert error.status_code == 400 and word in error.detail
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input"]
+
+
+DROPPED_READER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from anomalyops_api.errors import ApiError
+from anomalyops_api.limits import ScoreLimits
+from anomalyops_api.scoring import InputFormat, OutputFormat, score_file
+from tests.api_fixtures import csv_bytes, make_frame, numpy_model
+
+tmp = Path(sys.argv[1])
+frame = make_frame(3)
+frame.loc[1, "station_id"] = "x" * (8 << 20)  # a line longer than a block: error mid-file
+src = tmp / "long.csv"
+src.write_bytes(csv_bytes(frame))
+for _ in range(int(sys.argv[2])):
+    try:
+        score_file(src, InputFormat.CSV, numpy_model(), tmp / "out.csv", OutputFormat.CSV,
+                   csv_block_bytes=64 * 1024, limits=ScoreLimits())
+    except ApiError as exc:
+        assert exc.status_code == 400, exc.detail
+print("ok")
+"""
+
+
+def test_a_reader_dropped_mid_file_does_not_deadlock(tmp_path: Path) -> None:
+    """Regression: pyarrow reading a Python file object on its readahead thread, dropped mid-
+    file by an error, deadlocked on the GIL and froze the whole API process. A deadlock cannot
+    be caught in-process, so the scenario runs in a child with a deadline."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", DROPPED_READER_SCRIPT, str(tmp_path), "30"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[3],
+    )
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
