@@ -87,6 +87,13 @@ class TrainingSettings(BaseModel):
     the sample size (0.5: half of one distribution's mass lies beyond the other), so sampling
     noise never cuts the window. The gate uses it too (its reference days start at the newest
     regime start). None: never restart."""
+    window_days_while_drifting: int | None = Field(default=3, ge=1)
+    """While drift persists (each of the newest ``drift_persist_days`` days drifted
+    significantly, none enough to restart), train on only the last this-many days: gradual drift
+    moves the mean every day, and a long window would teach where it was. The window widens
+    again after a day without significant drift. None: never shrink."""
+    drift_persist_days: int = Field(default=2, ge=1)
+    """Consecutive significantly-drifted days that count as persistent drift."""
     eval_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     """Share of rows (hashed by timestamp) held out for early stopping and the evaluation gate."""
     epochs: int | None = Field(default=None, ge=1)

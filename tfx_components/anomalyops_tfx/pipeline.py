@@ -187,6 +187,9 @@ def create_pipeline(
     window_config: dict = {"num_spans": t.window_days}
     if t.window_restart_drift_score is not None:  # the IR cannot carry None: absent = never
         window_config["restart_score"] = t.window_restart_drift_score
+    if t.window_days_while_drifting is not None:
+        window_config["drifting_spans"] = t.window_days_while_drifting
+        window_config["persist"] = t.drift_persist_days
     window = resolver.Resolver(
         strategy_class=RegimeWindowStrategy,
         config=window_config,

@@ -113,3 +113,35 @@ def test_a_calibrated_report_gives_its_restart_score_not_the_largest_statistic()
     assert logic.max_drift_score(report) == 0.0
     assert logic.max_drift_score({**report, "restart_score": 0.93}) == pytest.approx(0.93)
     assert logic.max_drift_score({"restart_score": None, "scores": []}) is None
+
+
+def test_persistent_drift_shrinks_the_window_to_the_drifting_size():
+    spans = infos(*((d, 0.0) for d in range(1, 9)), (9, 0.2), (10, 0.3))
+    window = logic.select(spans, 14, 0.5, drifting_spans=3, persist=2)
+    assert window.spans == (10, 9, 8)
+    assert window.drifting and window.restarted_at is None
+
+
+def test_one_drifted_day_or_a_quiet_newest_day_keeps_the_full_window():
+    one = infos(*((d, 0.0) for d in range(1, 10)), (10, 0.3))
+    assert logic.select(one, 14, 0.5, drifting_spans=3).spans == tuple(range(10, 0, -1))
+    quiet = infos(*((d, 0.0) for d in range(1, 8)), (8, 0.2), (9, 0.2), (10, 0.0))
+    window = logic.select(quiet, 14, 0.5, drifting_spans=3)
+    assert len(window.spans) == 10 and not window.drifting
+
+
+def test_a_restart_inside_the_drifting_window_still_cuts_it():
+    spans = infos(*((d, 0.0) for d in range(1, 8)), (8, 0.2), (9, 0.7), (10, 0.2))
+    window = logic.select(spans, 14, 0.5, drifting_spans=3)
+    assert window.spans == (10, 9) and window.restarted_at == 9 and not window.drifting
+
+
+def test_unscored_days_never_count_as_drifted():
+    spans = infos((1, None), (2, None), (3, None), (4, None))
+    assert not logic.select(spans, 14, 0.5, drifting_spans=2).drifting
+
+
+@pytest.mark.parametrize(("drifting", "persist"), [(0, 2), (3, 0)])
+def test_bad_drifting_window_settings_are_refused(drifting, persist):
+    with pytest.raises(ValueError, match=r"drifting_spans|persist"):
+        logic.select(infos((1, None)), 3, None, drifting_spans=drifting, persist=persist)

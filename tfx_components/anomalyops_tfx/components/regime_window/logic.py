@@ -7,6 +7,12 @@ normal. ExampleGen records on each span the validation gate's regime-change scor
 two-sample KS statistic of a feature that drifted significantly against the gate's reference
 days); a span whose score reaches ``restart_score`` starts a new regime, and the window then
 begins at the newest such span.
+
+Gradual drift never reaches the restart score, yet a 14-day window then teaches a mean the data
+has already left. So when each of the newest ``persist`` days drifted significantly (a positive
+score: the gate's test said "unlikely under no drift"), the window shrinks to the last
+``drifting_spans`` spans, and widens again once a day passes without significant drift. On
+days that do not drift the test warns at most 1 day in 20, so two in a row happen ~1 in 400.
 """
 
 from __future__ import annotations
@@ -28,20 +34,35 @@ class SpanInfo:
 class Window:
     spans: tuple[int, ...]  # newest first
     restarted_at: int | None  # the span that started the regime, if the window was cut there
+    drifting: bool = False  # shrunk to the drifting-window size by persistent drift
 
     @property
     def first(self) -> int:
         return self.spans[-1]
 
 
-def select(spans: Iterable[SpanInfo], num_spans: int, restart_score: float | None) -> Window:
-    """The window's spans: the last ``num_spans`` span numbers, cut at the newest regime start.
+def select(
+    spans: Iterable[SpanInfo],
+    num_spans: int,
+    restart_score: float | None,
+    *,
+    drifting_spans: int | None = None,
+    persist: int = 2,
+) -> Window:
+    """The window's spans: the last ``num_spans`` span numbers, cut at the newest regime start,
+    and cut to the last ``drifting_spans`` while drift persists (the newest ``persist`` spans
+    all drifted significantly).
 
     Span numbers may repeat (several versions or re-runs of a day): a span counts as a regime
-    start when any of its artifacts says so. ``restart_score=None`` never cuts.
+    start (or as drifted) when any of its artifacts says so. ``restart_score=None`` never cuts
+    at a regime start; ``drifting_spans=None`` never cuts for persistent drift.
     """
     if num_spans < 1:
         raise ValueError(f"num_spans must be >= 1, got {num_spans}")
+    if drifting_spans is not None and drifting_spans < 1:
+        raise ValueError(f"drifting_spans must be >= 1, got {drifting_spans}")
+    if persist < 1:
+        raise ValueError(f"persist must be >= 1, got {persist}")
     infos = list(spans)
     if not infos:
         raise ValueError("no spans to choose a training window from")
@@ -57,8 +78,14 @@ def select(spans: Iterable[SpanInfo], num_spans: int, restart_score: float | Non
         if starts:
             restarted_at = max(starts)
             start = restarted_at
+    drifting = False
+    if drifting_spans is not None:
+        drifted = {i.span for i in infos if i.drift_score is not None and i.drift_score > 0}
+        recent = range(newest, newest - persist, -1)
+        if all(span in drifted for span in recent) and newest - drifting_spans + 1 > start:
+            start, drifting = newest - drifting_spans + 1, True
     chosen = sorted({i.span for i in infos if i.span >= start}, reverse=True)
-    return Window(spans=tuple(chosen), restarted_at=restarted_at)
+    return Window(spans=tuple(chosen), restarted_at=restarted_at, drifting=drifting)
 
 
 def max_drift_score(drift_report: dict) -> float | None:

@@ -32,9 +32,17 @@ class RegimeWindowStrategy(resolver.ResolverStrategy):
                  config={"num_spans": 14, "restart_score": 0.75}, examples=Channel(...))
     """
 
-    def __init__(self, num_spans: int, restart_score: float | None = None):
+    def __init__(
+        self,
+        num_spans: int,
+        restart_score: float | None = None,
+        drifting_spans: int | None = None,
+        persist: int = 2,
+    ):
         self._num_spans = int(num_spans)
         self._restart_score = None if restart_score is None else float(restart_score)
+        self._drifting_spans = None if drifting_spans is None else int(drifting_spans)
+        self._persist = int(persist)
 
     def resolve_artifacts(self, store, input_dict):
         result = {}
@@ -48,7 +56,17 @@ class RegimeWindowStrategy(resolver.ResolverStrategy):
                 [logic.SpanInfo(_span(a), _drift_score(a)) for a in artifacts],
                 self._num_spans,
                 self._restart_score,
+                drifting_spans=self._drifting_spans,
+                persist=self._persist,
             )
+            if window.drifting:
+                logging.info(
+                    "Drift persists (the newest %d spans drifted significantly): training on "
+                    "the last %d spans only: %s",
+                    self._persist,
+                    self._drifting_spans,
+                    list(window.spans),
+                )
             if window.restarted_at is not None:
                 logging.info(
                     "Training window restarts at span %d (drift score >= %s): spans %s",
