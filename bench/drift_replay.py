@@ -259,8 +259,45 @@ def summarize(res: dict) -> dict:
         back = [i for i, r in enumerate(post) if r["retrained"]["f1"] >= 0.8 * baseline]
         # Day 0 is the first drifted day; its served model was trained before the drift.
         out["days_after_drift_until_f1_within_80pct"] = back[0] if back else None
+    out["goal"] = goal(res["scenario"], baseline, pre, post)
     out["recall_by_kind"] = {arm: recall_by_kind(res, arm) for arm in ("retrained", "frozen")}
     return out
+
+
+GOAL_F1_GAP = 0.1
+"""Issue 16, point 5: the retrained model stays within this much F1 of its pre-drift level."""
+
+
+def goal(scenario: str, baseline: float | None, pre: list[dict], post: list[dict]) -> dict:
+    """The scenario's check, with the figures it rests on (``met`` is None if not measurable).
+
+    gradual: every drift day within GOAL_F1_GAP of the pre-drift mean; sudden: back within it
+    one daily cycle after the shift (the second drifted day); none: the retrained model is never
+    worse than the first model kept.
+    """
+    if scenario == "none":
+        days = pre + post
+        worst = min((r["retrained"]["f1"] - r["frozen"]["f1"] for r in days), default=None)
+        return {
+            "rule": "retrained F1 >= kept model's F1 on every day",
+            "worst_retrained_minus_kept": None if worst is None else round(worst, 3),
+            "met": None if worst is None else worst >= 0.0,
+        }
+    if baseline is None or not post:
+        return {"rule": "needs days before and after the drift", "met": None}
+    judged = post if scenario == "gradual" else post[1:2]
+    if not judged:
+        return {"rule": "needs two drifted days", "met": None}
+    worst = min(r["retrained"]["f1"] for r in judged)
+    return {
+        "rule": (
+            f"retrained F1 within {GOAL_F1_GAP} of the pre-drift mean "
+            + ("on every drift day" if scenario == "gradual" else "one day after the shift")
+        ),
+        "pre_drift_f1": baseline,
+        "worst_judged_f1": worst,
+        "met": worst >= baseline - GOAL_F1_GAP,
+    }
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -402,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alert emails received: {len(res['alert_emails'])}")
         for line in res["alert_emails"]:
             print(f"  {line}")
+        g = res["summary"]["goal"]
+        verdict = {True: "MET", False: "NOT MET", None: "not measurable"}[g["met"]]
+        print(f"goal ({res['scenario']}): {g['rule']}: {verdict}  {json.dumps(g)}")
         print(json.dumps(res["summary"]))
     (out / "drift_replay.json").write_text(json.dumps(results, indent=1))
     plot(results, out / "drift_replay.png")
