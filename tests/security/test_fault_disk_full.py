@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalyops import model_contract
 from anomalyops.lake import Lake, Zone
 from anomalyops_api.demo_model import metadata
 from anomalyops_api.metrics import ApiMetrics
@@ -217,7 +218,7 @@ def _check_push(serving: Path, attempt) -> str:
 
 def test_push_on_a_full_tmpfs_keeps_the_served_model(small_disk):
     serving = small_disk / "serving"
-    logic.publish(
+    model_contract.publish(
         serving, 1, _writer(64 * 1024, "good"), metadata(SPEC, 1, threshold=3.0) | {"tag": "good"}
     )
     outcomes = set()
@@ -228,7 +229,9 @@ def test_push_on_a_full_tmpfs_keeps_the_served_model(small_disk):
         outcomes.add(
             _check_push(
                 serving,
-                lambda v=version, m=meta: logic.publish(serving, v, _writer(300 * 1024, "new"), m),
+                lambda v=version, m=meta: model_contract.publish(
+                    serving, v, _writer(300 * 1024, "new"), m
+                ),
             )
         )
         # The good version must survive every attempt, as the one a restart would serve.
@@ -239,20 +242,20 @@ def test_push_on_a_full_tmpfs_keeps_the_served_model(small_disk):
 
 def test_push_hitting_enospc_at_every_file_keeps_the_served_model(tmp_path, monkeypatch):
     serving = tmp_path / "serving"
-    logic.publish(
+    model_contract.publish(
         serving, 1, _writer(8192, "good"), metadata(SPEC, 1, threshold=3.0) | {"tag": "good"}
     )
     outcomes = []
     for quota in range(0, 40_000, 2048):
         left = [quota]
         opener = quota_open(left)
-        monkeypatch.setattr(logic, "open", opener, raising=False)  # the metadata write
+        monkeypatch.setattr(model_contract, "open", opener, raising=False)  # the metadata write
         version = max(logic.existing_versions(serving)) + 1
         meta = metadata(SPEC, version, threshold=3.0) | {"tag": "new", "pad": "x" * 2000}
         outcomes.append(
             _check_push(
                 serving,
-                lambda v=version, m=meta, o=opener: logic.publish(
+                lambda v=version, m=meta, o=opener: model_contract.publish(
                     serving, v, _writer(16384, "new", o), m
                 ),
             )
@@ -260,4 +263,4 @@ def test_push_hitting_enospc_at_every_file_keeps_the_served_model(tmp_path, monk
         assert "good" in _served_view(serving).values()
     monkeypatch.undo()
     assert outcomes[0] == "failed" and outcomes[-1] == "pushed"
-    assert json.loads((serving / "1" / logic.METADATA_FILE).read_text())["tag"] == "good"
+    assert json.loads((serving / "1" / model_contract.METADATA_FILE).read_text())["tag"] == "good"

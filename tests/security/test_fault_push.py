@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from anomalyops import model_contract
 from anomalyops_api.demo_model import metadata
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import ModelLoadError, read_metadata
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.security
 PUSHER = r"""
 import json, os, sys, time
 from pathlib import Path
-from anomalyops_tfx.components.pusher import logic
+from anomalyops import model_contract
 
 serving, version, tag, meta = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 
@@ -49,9 +50,9 @@ def rename(src, dst):
     real_rename(src, dst)
     print("renamed", flush=True)
     time.sleep(0.4)
-logic.os.rename = rename
+model_contract.os.rename = rename
 
-final = logic.publish(serving, version, write_model, meta)
+final = model_contract.publish(serving, version, write_model, meta)
 print("done", final.name, flush=True)
 """
 
@@ -142,7 +143,7 @@ def test_a_push_killed_at_any_step_never_shows_a_partial_or_duplicate_version(tm
     assert watcher.scans > 10
     view = api_view(serving)
     assert view == {100: "good", 101: "killed-after-rename", 102: "after-the-kills"}
-    leftovers = [p.name for p in serving.iterdir() if p.name.startswith(logic.TMP_PREFIX)]
+    leftovers = [p.name for p in serving.iterdir() if p.name.startswith(model_contract.TMP_PREFIX)]
     assert len(leftovers) == 3  # one private temp dir per killed push, named for diagnosis
     assert all(name.startswith(".tmp-101-") for name in leftovers)
     # Retention removes the dead pushes' temp dirs once they are old enough.

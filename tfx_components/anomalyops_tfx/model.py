@@ -13,11 +13,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-SIGNATURE = "serving_default"
-OUTPUTS = ("anomaly_score", "threshold", "is_anomaly")
-EXPLANATION_OUTPUT = "feature_contributions"
-"""Optional output ``[rows, features]``: each feature's share of the score (models from the
-detector ensemble on; older models lack it)."""
+from anomalyops.model_contract import (
+    EXPLANATION_OUTPUT,
+    FLAG_OUTPUT,
+    OUTPUTS,
+    SCORE_OUTPUT,
+    SIGNATURE,
+    THRESHOLD_OUTPUT,
+)
 
 
 def layer_sizes(n_features: int, hidden_units: Sequence[int] | None = None) -> list[int]:
@@ -136,10 +139,10 @@ def make_serving_module(
                 contrib = detector.contributions(per_feature, surprises)
             threshold = tf.fill(tf.shape(score), self.threshold)
             return {
-                "anomaly_score": score,
-                "threshold": threshold,
-                "is_anomaly": score > threshold,
-                "feature_contributions": contrib,
+                SCORE_OUTPUT: score,
+                THRESHOLD_OUTPUT: threshold,
+                FLAG_OUTPUT: score > threshold,
+                EXPLANATION_OUTPUT: contrib,
             }
 
     return AnomalyModule()

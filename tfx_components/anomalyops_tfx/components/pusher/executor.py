@@ -15,6 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
+from anomalyops import model_contract as contract
 from anomalyops_tfx.components.evaluation_gate.executor import (
     REPORT_HTML,
     REPORT_JSON,
@@ -66,11 +67,11 @@ class Executor(base_executor.BaseExecutor):
         report_path = os.path.join(blessing.uri, REPORT_HTML)
         if fileio.exists(report_path):
             with fileio.open(report_path, "rb") as f:
-                files[REPORT_HTML] = f.read()
+                files[contract.EVALUATION_REPORT_FILE] = f.read()
         else:
             logging.warning("No %s from the evaluation gate; pushing without it", report_path)
         version = logic.next_version(serving_dir, time.time())
-        metadata = logic.build_metadata(
+        metadata = contract.build_metadata(
             model_name=serving_dir.name,
             version=version,
             created_at=dt.datetime.now(dt.timezone.utc),
@@ -81,10 +82,10 @@ class Executor(base_executor.BaseExecutor):
             feature_spec=spec_to_config(spec),
             feature_spec_fingerprint=spec.fingerprint(),
             pipeline_run_id=self._context.pipeline_run_id if self._context else None,
-            evaluation_report=REPORT_HTML if files else None,
+            evaluation_report=contract.EVALUATION_REPORT_FILE if files else None,
         )
         source = os.path.join(model.uri, SERVING_SUBDIR)
-        final = logic.publish(
+        final = contract.publish(
             serving_dir,
             version,
             lambda tmp: model_lib.rewrite_threshold(source, str(tmp), report["threshold"]),
@@ -93,15 +94,18 @@ class Executor(base_executor.BaseExecutor):
         )
         # The number may have moved past ``version`` if another push took it meanwhile.
         version = int(final.name)
-        metadata = json.loads((final / logic.METADATA_FILE).read_text(encoding="utf-8"))
+        metadata = json.loads((final / contract.METADATA_FILE).read_text(encoding="utf-8"))
         pushed.set_int_custom_property("pushed", 1)
         pushed.set_int_custom_property("pushed_version", version)
         pushed.set_string_custom_property("pushed_destination", str(final))
-        with fileio.open(os.path.join(pushed.uri, logic.METADATA_FILE), "w") as f:
+        with fileio.open(os.path.join(pushed.uri, contract.METADATA_FILE), "w") as f:
             f.write(json.dumps(metadata, indent=2))
         logging.info(
             "Pushed version %d to %s (threshold %.4f)", version, final, report["threshold"]
         )
         if files:
-            logging.info("Evaluation report of the pushed version: %s", final / REPORT_HTML)
+            logging.info(
+                "Evaluation report of the pushed version: %s",
+                final / contract.EVALUATION_REPORT_FILE,
+            )
         logic.apply_retention(serving_dir, version)

@@ -1,39 +1,24 @@
-"""Version numbering, the contract's metadata, the temp-dir-then-rename publish and the
-retention of old versions. No TFX."""
+"""Version numbering and the retention of old versions. No TFX.
+
+The contract itself (file names, metadata, the atomic :func:`publish`) lives in
+:mod:`anomalyops.model_contract`, shared with the scoring API.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import errno
-import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
+
+from anomalyops.model_contract import TMP_PREFIX, fsync_dir, is_version_name
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "anomalyops_model.json"
-CONTRACT_METRICS = ("auc_pr", "f1", "false_alarm_rate", "missed_alarm_rate")
-TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
-MAX_VERSION_BUMPS = 1000
-"""Pushes racing for the same version number each take the next free one; this bounds it."""
-
-_VERSION_RE = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts '²' and '٣'
-
-
-class PushError(RuntimeError):
-    pass
-
-
-def is_version_name(name: str) -> bool:
-    """A version directory's name: ASCII digits only (``re.fullmatch``, so no trailing ``\\n``)."""
-    return _VERSION_RE.fullmatch(name) is not None
 
 
 def existing_versions(serving_dir: str | Path) -> list[int]:
@@ -48,149 +33,6 @@ def next_version(serving_dir: str | Path, now: float) -> int:
     """UNIX seconds of ``now``, bumped past every existing version (clock skew, fast re-runs)."""
     versions = existing_versions(serving_dir)
     return max(int(now), versions[-1] + 1 if versions else 0)
-
-
-def contract_metrics(metrics: dict) -> dict[str, float]:
-    """The contract's four metrics when evaluation had labels, else ``{}``."""
-    out = {}
-    for key in CONTRACT_METRICS:
-        value = metrics.get(key)
-        if isinstance(value, (int, float)) and value == value:  # not None, not NaN
-            out[key] = float(value)
-    return out if "auc_pr" in out else {}
-
-
-def build_metadata(
-    *,
-    model_name: str,
-    version: int,
-    created_at: dt.datetime,
-    training_spans: list[str],
-    threshold: float,
-    threshold_quantile: float,
-    metrics: dict,
-    feature_spec: dict,
-    feature_spec_fingerprint: str,
-    pipeline_run_id: str | None,
-    evaluation_report: str | None = None,
-) -> dict:
-    """``anomalyops_model.json`` exactly as docs/model-contract.md describes it.
-
-    ``evaluation_report``: the gate's HTML report's file name inside the version directory,
-    recorded only when the push carries one (older blessings have none).
-    """
-    metadata = {
-        "model_name": model_name,
-        "version": int(version),
-        "created_at": created_at.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
-        "training_spans": list(training_spans),
-        "threshold": float(threshold),
-        "threshold_quantile": float(threshold_quantile),
-        "metrics": contract_metrics(metrics),
-        "feature_spec": feature_spec,
-        "feature_spec_fingerprint": feature_spec_fingerprint,
-        "pipeline_run_id": pipeline_run_id,
-    }
-    if evaluation_report is not None:
-        metadata["evaluation_report"] = evaluation_report
-    return metadata
-
-
-def _fsync_tree(root: Path) -> None:
-    """Flush every file and directory under ``root`` (TensorFlow does not fsync what it saves)."""
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(dirpath))
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in ``path`` durable (local filesystems)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_metadata(path: Path, metadata: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _check_extra_name(name: str, model_dir: Path) -> None:
-    """An extra file is a plain new name in the version dir: no path, no clash with the model."""
-    if (
-        not name
-        or name != os.path.basename(name)
-        or name in (".", "..", METADATA_FILE)
-        or "\\" in name
-        or (model_dir / name).exists()
-    ):
-        raise PushError(f"refusing extra file name {name!r} in a version directory")
-
-
-def publish(
-    serving_dir: str | Path,
-    version: int,
-    write_model: Callable[[Path], None],
-    metadata: dict,
-    files: Mapping[str, bytes] | None = None,
-) -> Path:
-    """Write the model and its metadata in a private temp dir, then rename it to ``<version>/``.
-
-    The rename is the commit: a reader never sees a partial version directory. The temp dir
-    (``.tmp-<version>-<random>/``) is unique, so two pushes in the same second never share
-    it; if ``<version>/`` exists (or appears meanwhile) the next free number is taken and the
-    metadata's ``version`` follows. Everything is fsynced before the rename and the serving
-    directory after it, so a power cut cannot leave a named but empty version. On failure the
-    temp dir is removed and the serving directory is as it was.
-
-    ``files`` (plain file name -> content, e.g. the evaluation report) are written beside the
-    model before the rename, so they appear with it, never after it.
-    """
-    root = Path(serving_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{version}-", dir=root))
-    tmp = staging / "model"
-    metadata = dict(metadata)
-    try:
-        write_model(tmp)
-        if not (tmp / "saved_model.pb").exists():
-            raise PushError(f"the model writer left no saved_model.pb in {tmp}")
-        for name, content in (files or {}).items():
-            _check_extra_name(name, tmp)
-            (tmp / name).write_bytes(content)
-        _fsync_tree(tmp)
-        for _ in range(MAX_VERSION_BUMPS):
-            final = root / str(version)
-            if final.exists():
-                version += 1
-                continue
-            metadata["version"] = version
-            _write_metadata(tmp / METADATA_FILE, metadata)
-            try:
-                os.rename(tmp, final)  # fails on a non-empty target: never overwrites
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-                version += 1  # another push took this number between the check and now
-                continue
-            fsync_dir(root)
-            break
-        else:
-            raise PushError(f"no free version number in {MAX_VERSION_BUMPS} tries above {version}")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    staging.rmdir()
-    return final
 
 
 def versions_in_use(
