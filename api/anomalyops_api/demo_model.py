@@ -1,8 +1,8 @@
 """A stand-in model that honours docs/model-contract.md, without TFX.
 
 Tests, benchmarks and anyone trying the API before the pipeline has pushed anything use it:
-``python -m anomalyops_api.demo_model <serving_dir> [--version N]`` writes one version the
-way the Pusher does (``.tmp-<version>/`` renamed into place). The score is a standardized
+``python -m anomalyops_api.demo_model <serving_dir> [--version N]`` writes one version with
+the Pusher's own :func:`anomalyops.model_contract.publish`. The score is a standardized
 squared distance from fixed means, times ``scale``, so callers can predict every score
 exactly and tell versions apart by their answers.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import time
 from collections.abc import Mapping
@@ -20,8 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from anomalyops.model_contract import (
+    EXPLANATION_OUTPUT,
+    FLAG_OUTPUT,
+    SCORE_OUTPUT,
+    SIGNATURE,
+    THRESHOLD_OUTPUT,
+    publish,
+)
 from anomalyops.spec import FeatureSpec, load_spec
-from anomalyops_api.model import EXPLANATION_OUTPUT, METADATA_FILE, SIGNATURE, _tensorflow
+from anomalyops_api.model import _tensorflow
 
 
 def feature_stats(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +117,7 @@ def save_model(
             share = self.scale * tf.square((x - self.means) / self.stds) / len(names)
             score = tf.reduce_sum(share, axis=1)
             limit = tf.fill(tf.shape(score), self.threshold)
-            out = {"anomaly_score": score, "threshold": limit, "is_anomaly": score > limit}
+            out = {SCORE_OUTPUT: score, THRESHOLD_OUTPUT: limit, FLAG_OUTPUT: score > limit}
             if explain:  # each model column's share of the score (derived columns: none)
                 by_name = dict(zip(names, tf.unstack(share, axis=1), strict=True))
                 zeros = tf.zeros_like(score)
@@ -133,22 +140,18 @@ def write_version(
     template: Path | None = None,
     **metadata_overrides: Any,
 ) -> Path:
-    """Publish ``<model_dir>/<version>`` like the Pusher: build in ``.tmp-<version>``, then
-    rename. ``template`` copies an already saved model instead of building one (faster)."""
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / f".tmp-{version}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    if template is not None:
-        shutil.copytree(template, tmp)
-        (tmp / METADATA_FILE).unlink(missing_ok=True)
-    else:
-        save_model(tmp, spec, threshold=threshold, scale=scale)
+    """Publish ``<model_dir>/<version>`` as the Pusher does (:func:`publish`); returns its
+    directory. ``template`` copies an already saved model instead of building one (faster)."""
+
+    def write_model(tmp: Path) -> None:
+        if template is not None:
+            # publish() writes the metadata afterwards, over the template's own.
+            shutil.copytree(template, tmp)
+        else:
+            save_model(tmp, spec, threshold=threshold, scale=scale)
+
     meta = metadata(spec, version, threshold=threshold, **metadata_overrides)
-    (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2))
-    final = model_dir / str(version)
-    tmp.rename(final)
-    return final
+    return publish(model_dir, version, write_model, meta)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,40 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from anomalyops.model_contract import (
+    EXPLANATION_OUTPUT,
+    FLAG_OUTPUT,
+    METADATA_FILE,
+    OUTPUT_DTYPES,
+    SCORE_OUTPUT,
+    SIGNATURE,
+    THRESHOLD_OUTPUT,
+    ModelMetadata,
+)
 from anomalyops.spec import FeatureSpec, FeatureSpecError, parse_spec
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "anomalyops_model.json"
-REQUIRED_FILES = ("saved_model.pb", "variables/variables.index", METADATA_FILE)
-"""A version directory is complete when all of these exist (docs/model-contract.md)."""
-SIGNATURE = "serving_default"
-OUTPUT_DTYPES = {"anomaly_score": "float32", "threshold": "float32", "is_anomaly": "bool"}
-EXPLANATION_OUTPUT = "feature_contributions"
-"""Optional output ``[rows, model_columns]`` float32: each input's share of the score."""
-
 
 class ModelLoadError(RuntimeError):
     """A version directory could not be turned into a servable model."""
-
-
-class ModelMetadata(BaseModel):
-    """``anomalyops_model.json``, as written by the pipeline's Pusher."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    model_name: str
-    version: int
-    created_at: str | None = None
-    training_spans: list[str] = []
-    threshold: float
-    threshold_quantile: float | None = None
-    metrics: dict[str, float | None] = {}
-    feature_spec: dict[str, Any] = Field(description="The full feature spec the model expects.")
-    feature_spec_fingerprint: str | None = None
-    pipeline_run_id: str | None = None
 
 
 def read_metadata(version_dir: Path) -> ModelMetadata:
@@ -106,7 +91,7 @@ class LoadedModel:
         contributions = None
         if explain and EXPLANATION_OUTPUT in out:
             contributions = np.asarray(out[EXPLANATION_OUTPUT])
-        return np.asarray(out["anomaly_score"]), np.asarray(out["is_anomaly"]), contributions
+        return np.asarray(out[SCORE_OUTPUT]), np.asarray(out[FLAG_OUTPUT]), contributions
 
 
 def _tensorflow() -> Any:
@@ -155,7 +140,7 @@ def _warm_up(model: LoadedModel, rows: int) -> None:
             f"warm-up returned shapes {scores.shape}/{flags.shape}, expected ({rows},)"
         )
     out = model._predict(**{k: v[:1] for k, v in features.items()})
-    served = float(np.asarray(out["threshold"])[0])
+    served = float(np.asarray(out[THRESHOLD_OUTPUT])[0])
     if not math.isclose(served, model.threshold, rel_tol=1e-4, abs_tol=1e-6):
         log.warning(
             "version %d: metadata threshold %.6g differs from the graph's %.6g; "

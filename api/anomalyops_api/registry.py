@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import anyio
 
+from anomalyops.model_contract import REQUIRED_FILES, is_version_name
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import (
-    REQUIRED_FILES,
     LoadedModel,
     ModelLoadError,
     ModelMetadata,
@@ -40,9 +39,6 @@ from anomalyops_api.model import (
 
 log = logging.getLogger(__name__)
 
-# ASCII digits only (str.isdigit() accepts '²' and '٣'); fullmatch, because '$' also
-# matches before a trailing newline and a directory named "12\n" would alias version 12.
-_VERSION_RE = re.compile(r"[0-9]+")
 MAX_BACKOFF_S = 600.0
 
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -105,7 +101,7 @@ def scan_versions(model_dir: Path) -> list[VersionOnDisk]:
     versions = []
     for name in names:
         path = model_dir / name
-        if not _VERSION_RE.fullmatch(name) or not path.is_dir():
+        if not is_version_name(name) or not path.is_dir():
             continue
         complete = all((path / f).is_file() for f in REQUIRED_FILES)
         fingerprint = _fingerprint(path) if complete else ()

@@ -28,10 +28,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyarrow_hotfix  # noqa: F401 - CVE-2023-47248: refuse pickled extension types before any read
 
+from anomalyops.model_contract import EXPLANATION_OUTPUT, FLAG_OUTPUT, SCORE_OUTPUT
 from anomalyops_api import explain as explain_lib
 from anomalyops_api.errors import ApiError
 from anomalyops_api.limits import ScoreLimits, check_free_disk
-from anomalyops_api.model import EXPLANATION_OUTPUT, LoadedModel
+from anomalyops_api.model import LoadedModel
 
 MAX_HEADER_BYTES = 1024 * 1024
 
@@ -451,7 +452,8 @@ class _CsvWriter:
         # results from different versions distinguishable once files are concatenated.
         columns.append(pa.array(np.full(n, self.model.version, dtype=np.int64)))
         columns.append(pa.array(np.full(n, self.model.threshold, dtype=np.float32)))
-        names = [*keys, "anomaly_score", "is_anomaly", "model_version", "threshold"]
+        # Result columns carry the signature's output names (docs/model-contract.md).
+        names = [*keys, SCORE_OUTPUT, FLAG_OUTPUT, "model_version", "threshold"]
         if self.explain:
             columns.append(pa.array(explain_lib.as_csv_cells(explained or [None] * n), pa.string()))
             names.append("top_features")
@@ -485,8 +487,8 @@ class _JsonWriter:
         import pandas as pd  # lazy: only JSON replies need it
 
         frame = pd.DataFrame({name: col.to_pandas() for name, col in keys.items()})
-        frame["anomaly_score"] = scores.astype(np.float64)
-        frame["is_anomaly"] = flags
+        frame[SCORE_OUTPUT] = scores.astype(np.float64)
+        frame[FLAG_OUTPUT] = flags
         if explained is not None:
             frame["top_features"] = pd.Series(explain_lib.as_records(explained), dtype=object)
         records = frame.to_json(orient="records", double_precision=7)
