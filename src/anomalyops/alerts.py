@@ -18,6 +18,7 @@ from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 
 from anomalyops.settings import Settings, get_settings
+from anomalyops.validation.report_model import DriftBlock, GateReport, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +101,33 @@ def _run_fields(
     return [("DAG", dag_id or "-"), ("Run", run_id or "-"), ("Logical date", logical_date or "-")]
 
 
-def _reference_text(block: dict) -> str:
-    refs = block.get("reference_days") or []
+def _reference_text(block: DriftBlock) -> str:
+    refs = block.reference_days
     if len(refs) > 1:
         return f"the reference days {refs[0]} .. {refs[-1]}"
-    return refs[0] if refs else str(block.get("baseline"))
+    return refs[0] if refs else str(block.baseline)
 
 
 def render_gate_email(
-    gate: dict,
+    gate: GateReport | dict,
     settings: Settings,
     *,
     dag_id: str | None = None,
     run_id: str | None = None,
     logical_date: object = None,
 ) -> MIMEMultipart:
-    """The gate's alert: a quarantined day (decision ``fail``) or a drift warning (``warn``)."""
-    ds, failed = gate["ds"], gate["expectations"]["failed"]
-    anomalies = gate["tfdv"]["anomalies"]
-    drift = gate["drift"]["scores"]
+    """The gate's alert: a quarantined day (decision ``fail``) or a drift warning (``warn``).
+
+    ``gate``: the day's gate.json, as a :class:`GateReport` or as its JSON content.
+    """
+    gate = GateReport.model_validate(gate)
+    ds, failed = gate.ds, gate.expectations.failed
+    anomalies = gate.tfdv.anomalies
+    block = gate.drift
+    drift = block.scores
     # A feature has several tests (marginal, residual): count features, not tests.
     drifted = sorted({d["feature"] for d in drift if d.get("drifted")})
-    if gate["decision"] == "fail":
+    if gate.decision == Verdict.FAIL:
         subject = (
             f"{SUBJECT_PREFIX} ds={ds} QUARANTINED: {len(failed)} failed expectation(s), "
             f"{len(anomalies)} TFDV anomaly(ies), {len(drifted)} drifted feature(s)"
@@ -135,7 +141,7 @@ def render_gate_email(
             f"{SUBJECT_PREFIX} ds={ds} drift warning: {len(drifted)} feature(s) drifted (promoted)"
         )
         lead = (
-            f"The data for {ds} is valid but drifted from {_reference_text(gate['drift'])}. "
+            f"The data for {ds} is valid but drifted from {_reference_text(block)}. "
             "By policy it was promoted to validated/ so the next training run learns the new "
             "behaviour."
         )
@@ -144,10 +150,10 @@ def render_gate_email(
     doc.fields(
         [
             *_run_fields(dag_id, run_id, logical_date),
-            ("Decision", gate["decision"]),
-            ("Outcome", gate.get("outcome", "pending")),
-            ("Rows", gate.get("rows")),
-            ("Spec", f"{gate['spec']['name']} ({gate['spec']['fingerprint']})"),
+            ("Decision", gate.decision.value),
+            ("Outcome", gate.outcome.value),
+            ("Rows", gate.rows),
+            ("Spec", f"{gate.spec.name} ({gate.spec.fingerprint})" if gate.spec else "-"),
         ]
     )
     doc.heading(f"Failed expectations (Great Expectations): {len(failed)}")
@@ -157,21 +163,19 @@ def render_gate_email(
     )
     doc.heading(f"TFDV anomalies: {len(anomalies)}")
     doc.table(["feature", "anomaly"], [[a["feature"], a["short_description"]] for a in anomalies])
-    base = gate["drift"]["baseline"]
-    doc.heading(f"Drift vs {_reference_text(gate['drift'])}" if base else "Drift")
-    if not base:
-        doc.para(gate["drift"].get("note") or "no baseline day")
+    doc.heading(f"Drift vs {_reference_text(block)}" if block.baseline else "Drift")
+    if not block.baseline:
+        doc.para(block.note or "no baseline day")
     elif any("p_value" in d for d in drift):
-        block = gate["drift"]
         doc.para(
             f"Per feature, two-sample KS tests of the day against the reference days: the "
             f"feature's distribution (ks_2samp) and what the other features do not explain of "
             f"it (ks_2samp_residual). p-values are Bonferroni-corrected over the day's "
             f"{len(drift)} tests and account for the sample sizes and the reference days' own "
-            f"day-to-day variation; a feature drifted when p < {block.get('alpha')}. "
+            f"day-to-day variation; a feature drifted when p < {block.alpha}. "
             + (
                 "This day starts a new regime: the training window restarts here."
-                if block.get("restart")
+                if block.restart
                 else "The training window does not restart (no large significant shift)."
             )
         )
@@ -206,21 +210,17 @@ def render_gate_email(
             ],
         )
     doc.heading("Reports")
-    reports = gate.get("reports", {})
+    reports = gate.reports
     doc.fields(
         [
-            ("Data Docs (GX)", reports.get("data_docs") or "-"),
-            ("TFDV statistics", reports.get("statistics_html") or "-"),
-            ("TFDV anomalies", reports.get("anomalies") or "-"),
-            ("Gate decision", reports.get("gate") or "-"),
-            *(
-                [("Quarantined data", gate["quarantine_path"])]
-                if gate.get("quarantine_path")
-                else []
-            ),
+            ("Data Docs (GX)", reports.data_docs or "-"),
+            ("TFDV statistics", reports.statistics_html or "-"),
+            ("TFDV anomalies", reports.anomalies or "-"),
+            ("Gate decision", reports.gate or "-"),
+            *([("Quarantined data", gate.quarantine_path)] if gate.quarantine_path else []),
         ]
     )
-    if gate["decision"] == "fail":
+    if gate.decision == Verdict.FAIL:
         doc.heading("What next")
         doc.para(
             f"Fix the cause (source data, spec, curated expectations or schema), then "

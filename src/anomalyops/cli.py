@@ -86,11 +86,18 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     import json
 
     from anomalyops.settings import get_settings
-    from anomalyops.validation.gate import FAIL, run_gate
+    from anomalyops.validation.gate import run_gate
+    from anomalyops.validation.report_model import GateReport, Verdict
 
-    gate = run_gate(args.date, get_settings())
-    print(json.dumps({k: gate[k] for k in ("ds", "decision", "reasons", "reports")}, indent=2))
-    return 1 if gate["decision"] == FAIL else 0
+    gate = GateReport.model_validate(run_gate(args.date, get_settings()))
+    summary = {
+        "ds": gate.ds,
+        "decision": gate.decision.value,
+        "reasons": gate.reasons,
+        "reports": gate.reports.to_json(),
+    }
+    print(json.dumps(summary, indent=2))
+    return 1 if gate.decision == Verdict.FAIL else 0
 
 
 def _cmd_readmit(args: argparse.Namespace) -> int:

@@ -33,18 +33,20 @@ def ingest(ds: str) -> dict:
 def validate(ds: str) -> dict:
     """Run GX + TFDV on raw/ds=<ds>; record reports/ds=<ds>/gate.json (moves no data)."""
     from anomalyops.validation.gate import run_gate
+    from anomalyops.validation.report_model import GateReport
 
-    gate = run_gate(ds, get_settings())
-    return {"ds": ds, "decision": gate["decision"], "reasons": gate["reasons"][:20]}
+    gate = GateReport.model_validate(run_gate(ds, get_settings()))
+    return {"ds": ds, "decision": gate.decision.value, "reasons": gate.reasons[:20]}
 
 
 def decide(ds: str) -> str:
     """Branch: the id of the task that acts on the recorded decision."""
     from anomalyops.lake import Lake
-    from anomalyops.validation.report import read_gate
+    from anomalyops.validation.report import read_gate_report
+    from anomalyops.validation.report_model import Verdict
 
-    gate = read_gate(Lake(get_settings().lake_root), ds)
-    return "quarantine" if gate["decision"] == "fail" else "promote"
+    gate = read_gate_report(Lake(get_settings().lake_root), ds)
+    return "quarantine" if gate.decision == Verdict.FAIL else "promote"
 
 
 def promote(ds: str, outlet_events=None) -> dict:
@@ -66,13 +68,14 @@ def quarantine(ds: str, **context) -> dict:
     from anomalyops.lake import Lake
     from anomalyops.validation import report
     from anomalyops.validation.gate import quarantine as _quarantine
+    from anomalyops.validation.report_model import GateReport
 
     settings = get_settings()
-    gate = _quarantine(ds, settings)
+    gate = GateReport.model_validate(_quarantine(ds, settings))
     delivery = alerts.send(alerts.render_gate_email(gate, settings, **_run_info(context)), settings)
     report.update_gate(Lake(settings.lake_root), ds, alerts=[{"kind": "quarantine", **delivery}])
     sent = "alert sent" if delivery["sent"] else f"ALERT NOT SENT ({delivery['error']})"
-    exc = AirflowFailException(f"{ds} quarantined ({sent}): " + "; ".join(gate["reasons"][:10]))
+    exc = AirflowFailException(f"{ds} quarantined ({sent}): " + "; ".join(gate.reasons[:10]))
     setattr(exc, alerts.ALERTED_ATTR, True)
     raise exc
 
@@ -84,12 +87,13 @@ def notify_drift(ds: str, **context) -> dict:
     from anomalyops import alerts
     from anomalyops.lake import Lake
     from anomalyops.validation import report
+    from anomalyops.validation.report_model import Verdict
 
     settings = get_settings()
     lake = Lake(settings.lake_root)
-    gate = report.read_gate(lake, ds)
-    if gate["decision"] != "warn":
-        raise AirflowSkipException(f"no drift to report for {ds} (decision {gate['decision']})")
+    gate = report.read_gate_report(lake, ds)
+    if gate.decision != Verdict.WARN:
+        raise AirflowSkipException(f"no drift to report for {ds} (decision {gate.decision})")
     delivery = alerts.send(alerts.render_gate_email(gate, settings, **_run_info(context)), settings)
     report.update_gate(lake, ds, alerts=[{"kind": "drift", **delivery}])
     if not delivery["sent"]:

@@ -20,10 +20,20 @@ from anomalyops.lake import Lake, PartitionNotFound, Zone, as_date
 from anomalyops.settings import Settings
 from anomalyops.spec import FeatureSpec, load_spec
 from anomalyops.validation import report as rpt
+from anomalyops.validation.report_model import (
+    DriftBlock,
+    Expectations,
+    GateReport,
+    Outcome,
+    ReportLinks,
+    SpecRef,
+    Tfdv,
+    Verdict,
+)
 
 log = logging.getLogger(__name__)
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
+PASS, WARN, FAIL = Verdict.PASS, Verdict.WARN, Verdict.FAIL
 
 
 class GateError(RuntimeError):
@@ -32,7 +42,7 @@ class GateError(RuntimeError):
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: str
+    verdict: Verdict
     """``pass`` (clean), ``warn`` (valid but drifted; promoted with an email), ``fail``."""
     reasons: list[str]
 
@@ -103,10 +113,10 @@ def _restarted(lake: Lake, day: dt.date) -> bool:
     from anomalyops.validation import drift as dft
 
     try:
-        record = json.loads(lake.read_file(Zone.REPORTS, day, rpt.DRIFT_JSON))
-    except (FileNotFoundError, ValueError):
+        record = DriftBlock.model_validate_json(lake.read_file(Zone.REPORTS, day, rpt.DRIFT_JSON))
+    except (FileNotFoundError, ValueError):  # pydantic's ValidationError is a ValueError
         return False
-    return bool(record.get("restart")) or dft.day_restarts(record.get("scores") or [])
+    return record.restart or dft.day_restarts(record.scores)
 
 
 def reference_days(lake: Lake, day: dt.date, max_days: int) -> list[dt.date]:
@@ -238,56 +248,57 @@ def run_gate(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = N
     policies = {d["feature"]: drift_policy(settings, d["feature"]) for d in scores}
     drift = [{**d, "policy": policies[d["feature"]]} for d in scores]
     decision = decide(gx_res.failures, tfdv_res.anomalies, drift, policies)
-    drift_block = {
-        "baseline": base.isoformat() if base else None,
-        "note": None
+    drift_block = DriftBlock(
+        baseline=base.isoformat() if base else None,
+        note=None
         if base
         else "no validated day before this one: nothing to compare with (first day)",
-        "method": dft.METHOD,
-        "reference_days": [d.isoformat() for d in refs],
-        "alpha": v.drift_alpha,
-        "restart": dft.day_restarts(drift),
-        "restart_score": dft.restart_score(drift),
-        "scores": drift,
-    }
-    files[rpt.DRIFT_JSON] = rpt.dumps({"ds": day.isoformat(), **drift_block})
+        method=dft.METHOD,
+        reference_days=[d.isoformat() for d in refs],
+        alpha=v.drift_alpha,
+        restart=dft.day_restarts(drift),
+        restart_score=dft.restart_score(drift),
+        scores=drift,
+    )
+    files[rpt.DRIFT_JSON] = rpt.dumps({"ds": day.isoformat(), **drift_block.to_json()})
     uri = lambda name: lake.uri(rpt.report_path(lake, day, name))  # noqa: E731
-    gate = {
-        "ds": day.isoformat(),
-        "decision": decision.verdict,
-        "outcome": "pending",
-        "reasons": decision.reasons,
-        "checked_at": rpt.now(),
-        "rows": len(df),
-        "spec": {"name": spec.name, "fingerprint": spec.fingerprint()},
-        "expectations": {
-            "evaluated": gx_res.evaluated,
-            "success": gx_res.success,
-            "failed": gx_res.failures,
-        },
-        "tfdv": {"schema": str(v.schema_path), "anomalies": tfdv_res.anomalies},
-        "drift": drift_block,
-        "reports": {
-            "gate": uri(rpt.GATE_FILE),
-            "data_docs": gx_res.data_docs,
-            "gx_result": uri(rpt.GX_RESULT),
-            **(
-                {
-                    "statistics_html": uri(rpt.STATS_HTML),
-                    "statistics": uri(rpt.STATS_PB),
-                    "anomalies": uri(rpt.ANOMALIES_JSON),
-                }
-                if stats is not None
-                else {}
-            ),
-            "drift": uri(rpt.DRIFT_JSON),
-        },
-        "timings": timings,
-        "alerts": [],
-        "override": None,
-    }
-    files[rpt.GATE_FILE] = rpt.dumps(gate)
-    rpt.write_report(lake, day, files, meta={"decision": decision.verdict, "outcome": "pending"})
+    tfdv_links = (
+        {
+            "statistics_html": uri(rpt.STATS_HTML),
+            "statistics": uri(rpt.STATS_PB),
+            "anomalies": uri(rpt.ANOMALIES_JSON),
+        }
+        if stats is not None
+        else {}
+    )
+    gate = GateReport(
+        ds=day.isoformat(),
+        decision=decision.verdict,
+        outcome=Outcome.PENDING,
+        reasons=decision.reasons,
+        checked_at=rpt.now(),
+        rows=len(df),
+        spec=SpecRef(name=spec.name, fingerprint=spec.fingerprint()),
+        expectations=Expectations(
+            evaluated=gx_res.evaluated, success=gx_res.success, failed=gx_res.failures
+        ),
+        tfdv=Tfdv(schema_path=str(v.schema_path), anomalies=tfdv_res.anomalies),
+        drift=drift_block,
+        reports=ReportLinks(
+            gate=uri(rpt.GATE_FILE),
+            data_docs=gx_res.data_docs,
+            gx_result=uri(rpt.GX_RESULT),
+            **tfdv_links,
+            drift=uri(rpt.DRIFT_JSON),
+        ),
+        timings=timings,
+        alerts=[],
+        override=None,
+    )
+    files[rpt.GATE_FILE] = rpt.gate_file(gate)
+    rpt.write_report(
+        lake, day, files, meta={"decision": gate.decision.value, "outcome": gate.outcome.value}
+    )
     log.info(
         "gate %s: %s (%d failed expectations, %d TFDV anomalies, %d drifted)",
         day,
@@ -296,7 +307,7 @@ def run_gate(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = N
         len(tfdv_res.anomalies),
         sum(d["drifted"] for d in drift),
     )
-    return gate
+    return gate.to_json()
 
 
 # -- acting on the decision ------------------------------------------------------------------
@@ -312,40 +323,46 @@ def promote(ds: str | dt.date, settings: Settings, *, override: dict | None = No
 
 def _promote(day: dt.date, settings: Settings, *, override: dict | None) -> dict:
     lake = Lake(settings.lake_root)
-    gate = rpt.read_gate(lake, day)
-    if gate["decision"] == FAIL and override is None:
-        raise GateError(
-            f"refusing to promote {day}: the gate failed ({'; '.join(gate['reasons'])})"
-        )
+    gate = rpt.read_gate_report(lake, day)
+    if gate.decision == FAIL and override is None:
+        raise GateError(f"refusing to promote {day}: the gate failed ({'; '.join(gate.reasons)})")
     path = lake.copy(
         day,
         Zone.RAW,
         Zone.VALIDATED,
-        meta={"gate": gate["decision"], "spec": gate["spec"]["fingerprint"], "override": override},
+        meta={
+            "gate": gate.decision.value,
+            "spec": gate.spec.fingerprint if gate.spec else None,
+            "override": override,
+        },
     )
     if lake.exists(Zone.QUARANTINE, day):
         lake.remove(Zone.QUARANTINE, day, reason="the day passed the gate; raw/ keeps its data")
-    changes = {"outcome": "promoted", "promoted_at": rpt.now(), "validated_path": lake.uri(path)}
+    changes = {
+        "outcome": Outcome.PROMOTED,
+        "promoted_at": rpt.now(),
+        "validated_path": lake.uri(path),
+    }
     if override is not None:
         changes["override"] = override
     rpt.update_gate(lake, day, **changes)
     log.info("promoted %s to %s", day, lake.uri(path))
-    return {"ds": day.isoformat(), "decision": gate["decision"], "path": lake.uri(path)}
+    return {"ds": day.isoformat(), "decision": gate.decision.value, "path": lake.uri(path)}
 
 
-def reason_document(gate: dict) -> dict:
+def reason_document(gate: GateReport) -> dict:
     """The machine-readable reason a day is in quarantine (``reason.json``)."""
     return {
-        "ds": gate["ds"],
+        "ds": gate.ds,
         "stage": "gate",
-        "decision": gate["decision"],
-        "problems": gate["reasons"],
-        "failed_expectations": gate["expectations"]["failed"],
-        "tfdv_anomalies": gate["tfdv"]["anomalies"],
-        "drift": gate["drift"],
-        "reports": gate["reports"],
+        "decision": gate.decision.value,
+        "problems": gate.reasons,
+        "failed_expectations": gate.expectations.failed,
+        "tfdv_anomalies": gate.tfdv.anomalies,
+        "drift": gate.drift.to_json(),
+        "reports": gate.reports.to_json(),
         "quarantined_at": rpt.now(),
-        "readmit": f"anomalyops readmit {gate['ds']} [--force --reason '...']",
+        "readmit": f"anomalyops readmit {gate.ds} [--force --reason '...']",
     }
 
 
@@ -361,9 +378,11 @@ def quarantine(ds: str | dt.date, settings: Settings) -> dict:
 
 def _quarantine(day: dt.date, settings: Settings) -> dict:
     lake = Lake(settings.lake_root)
-    gate = rpt.read_gate(lake, day)
-    if gate["decision"] != FAIL:
-        raise GateError(f"refusing to quarantine {day}: its gate decision is {gate['decision']!r}")
+    gate = rpt.read_gate_report(lake, day)
+    if gate.decision != FAIL:
+        raise GateError(
+            f"refusing to quarantine {day}: its gate decision is {gate.decision.value!r}"
+        )
     reason = reason_document(gate)
     if lake.exists(Zone.RAW, day):
         lake.move(
@@ -379,9 +398,9 @@ def _quarantine(day: dt.date, settings: Settings) -> dict:
         # The raw data is kept (now in quarantine/); only the copy training would read goes.
         lake.remove(Zone.VALIDATED, day, reason="a re-run of the gate failed this day")
     path = lake.partition_path(Zone.QUARANTINE, day)
-    rpt.update_gate(lake, day, outcome="quarantined", quarantine_path=lake.uri(path))
-    log.error("quarantined %s: %s", day, "; ".join(gate["reasons"]))
-    return {**gate, "outcome": "quarantined", "quarantine_path": lake.uri(path)}
+    gate = rpt.update_gate(lake, day, outcome=Outcome.QUARANTINED, quarantine_path=lake.uri(path))
+    log.error("quarantined %s: %s", day, "; ".join(gate.reasons))
+    return gate.to_json()
 
 
 def readmit(
@@ -425,20 +444,20 @@ def _readmit(day: dt.date, settings: Settings, *, force: bool, reason: str | Non
             "source_files": meta.get("source_files"),
         },
     )
-    gate = run_gate(day, settings)
-    if gate["decision"] != FAIL:
+    gate = GateReport.model_validate(run_gate(day, settings))
+    if gate.decision != FAIL:
         return promote(day, settings)
     if not force:
         quarantine(day, settings)
         raise GateError(
-            f"{day} still fails the gate and stays in quarantine: {'; '.join(gate['reasons'])}"
+            f"{day} still fails the gate and stays in quarantine: {'; '.join(gate.reasons)}"
         )
     override = {
         "by": getpass.getuser(),
         "at": rpt.now(),
         "reason": reason.strip(),
-        "overridden_decision": gate["decision"],
-        "overridden_reasons": gate["reasons"],
+        "overridden_decision": gate.decision.value,
+        "overridden_reasons": gate.reasons,
     }
     log.warning("forcing promotion of %s: %s", day, json.dumps(override))
     return promote(day, settings, override=override)

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 
 from anomalyops.lake import SUCCESS, Lake, PartitionNotFound, Zone, as_date
+from anomalyops.validation.report_model import AlertRecord, GateReport
 
 GATE_FILE = "gate.json"
 REASON_FILE = "reason.json"
@@ -65,28 +66,48 @@ def read_report_files(lake: Lake, ds: str | dt.date) -> dict[str, bytes]:
     return out
 
 
+def read_gate_report(lake: Lake, ds: str | dt.date) -> GateReport:
+    """The day's gate.json as a :class:`GateReport`."""
+    return GateReport.model_validate_json(_read_gate_bytes(lake, ds))
+
+
 def read_gate(lake: Lake, ds: str | dt.date) -> dict:
+    """The day's gate.json as plain JSON (for scripts); code in the package reads
+    :func:`read_gate_report`."""
+    return json.loads(_read_gate_bytes(lake, ds))
+
+
+def _read_gate_bytes(lake: Lake, ds: str | dt.date) -> bytes:
     base = report_path(lake, ds)
     if not lake.exists(Zone.REPORTS, ds):
         raise PartitionNotFound(
             f"no gate report at {lake.uri(base)}: run the gate (task 'validate') for {as_date(ds)}"
         )
     with lake.fs.open(f"{base}/{GATE_FILE}", "rb") as f:
-        return json.loads(f.read())
+        return f.read()
 
 
-def update_gate(lake: Lake, ds: str | dt.date, **changes) -> dict:
+def gate_file(gate: GateReport) -> bytes:
+    """gate.json's bytes: the keys that were set, in the shape the gate always wrote."""
+    return dumps(gate.to_json())
+
+
+def update_gate(lake: Lake, ds: str | dt.date, **changes) -> GateReport:
     """Rewrite gate.json with ``changes`` merged in (``alerts`` entries are appended)."""
     files = read_report_files(lake, ds)
-    gate = json.loads(files[GATE_FILE])
+    gate = GateReport.model_validate_json(files[GATE_FILE])
     for key, value in changes.items():
         if key == "alerts":
-            gate.setdefault("alerts", []).extend(value)
+            gate.alerts = [*gate.alerts, *(AlertRecord.model_validate(a) for a in value)]
         else:
-            gate[key] = value
-    files[GATE_FILE] = dumps(gate)
+            setattr(gate, key, value)
+    record = gate.to_json()
+    files[GATE_FILE] = dumps(record)
     write_report(
-        lake, ds, files, meta={"decision": gate.get("decision"), "outcome": gate.get("outcome")}
+        lake,
+        ds,
+        files,
+        meta={"decision": record.get("decision"), "outcome": record.get("outcome")},
     )
     return gate
 
