@@ -16,6 +16,10 @@ from tfx.types import artifact_utils
 
 from anomalyops.spec import FeatureSpec
 from anomalyops_tfx.components.evaluation_gate import logic, report_html
+from anomalyops_tfx.components.evaluation_gate.report_model import (
+    EvaluationReport,
+    ModelEvaluation,
+)
 from anomalyops_tfx.features import model_inputs, raw_parse_spec, spec_from_config
 
 REPORT_JSON = "evaluation_report.json"
@@ -145,33 +149,33 @@ class Executor(base_executor.BaseExecutor):
             comparable_scores=comparable,
         )
 
-        report = {
-            "blessed": decision.blessed,
-            "rule": decision.rule,
-            "reasons": decision.reasons,
-            "candidate_model_uri": candidate.uri,
-            "candidate_model_id": candidate.id,
-            "baseline_model_uri": baseline.uri if baseline else None,
-            "baseline_model_id": baseline.id if baseline else None,
+        report = EvaluationReport(
+            blessed=decision.blessed,
+            rule=decision.rule,
+            reasons=decision.reasons,
+            candidate_model_uri=candidate.uri,
+            candidate_model_id=candidate.id,
+            baseline_model_uri=baseline.uri if baseline else None,
+            baseline_model_id=baseline.id if baseline else None,
             # A cached Trainer hands the gate the model that is already blessed (and pushed).
-            "candidate_is_baseline": baseline is not None and baseline.id == candidate.id,
-            "candidate": cand_eval.to_dict(),
-            "baseline": base_eval.to_dict() if base_eval else None,
-            "threshold": cand_eval.threshold,
-            "threshold_quantile": quantile,
-            "margin": margin,
-            "stale_false_alarm_rate": stale,
-            "eval_split": split,
-            "rows_dropped_missing_features": dropped,
-            "spans": span_dates(examples),
-            "training_spans": _span_range(span_dates(examples)),
-            "feature_spec_fingerprint": spec.fingerprint(),
-            "pipeline_run_id": self._context.pipeline_run_id if self._context else None,
-            "evaluated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
+            candidate_is_baseline=baseline is not None and baseline.id == candidate.id,
+            candidate=ModelEvaluation(**cand_eval.to_dict()),
+            baseline=ModelEvaluation(**base_eval.to_dict()) if base_eval else None,
+            threshold=cand_eval.threshold,
+            threshold_quantile=quantile,
+            margin=margin,
+            stale_false_alarm_rate=stale,
+            eval_split=split,
+            rows_dropped_missing_features=dropped,
+            spans=span_dates(examples),
+            training_spans=_span_range(span_dates(examples)),
+            feature_spec_fingerprint=spec.fingerprint(),
+            pipeline_run_id=self._context.pipeline_run_id if self._context else None,
+            evaluated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         with fileio.open(os.path.join(blessing.uri, REPORT_JSON), "w") as f:
-            f.write(json.dumps(logic.json_safe(report), indent=2, allow_nan=False))
+            f.write(json.dumps(logic.json_safe(report.to_json()), indent=2, allow_nan=False))
         with fileio.open(os.path.join(blessing.uri, REPORT_MD), "w") as f:
             f.write(logic.report_markdown(report))
         html_path = write_html_report(
@@ -184,7 +188,7 @@ class Executor(base_executor.BaseExecutor):
             baseline_scores=base_scores,
         )
         # Evaluator's conventions, so LatestBlessedModelStrategy and Pusher-style readers work.
-        marker = "BLESSED" if decision.blessed else "NOT_BLESSED"
+        marker = report.verdict.value
         with fileio.open(os.path.join(blessing.uri, marker), "w") as f:
             f.write("")
         blessing.set_int_custom_property("blessed", int(decision.blessed))
@@ -205,7 +209,9 @@ class Executor(base_executor.BaseExecutor):
             logging.info("Evaluation report (HTML, with plots): %s", html_path)
 
 
-def write_html_report(directory: str, report: dict, scores, labels, **kwargs) -> str | None:
+def write_html_report(
+    directory: str, report: EvaluationReport, scores, labels, **kwargs
+) -> str | None:
     """Write ``evaluation_report.html``; its path, or None when it could not be drawn.
 
     The blessing does not depend on the plots: a failure here is logged, not raised, and the
@@ -213,7 +219,7 @@ def write_html_report(directory: str, report: dict, scores, labels, **kwargs) ->
     """
     path = os.path.join(directory, REPORT_HTML)
     try:
-        page = report_html.build_html(logic.json_safe(report), scores, labels, **kwargs)
+        page = report_html.build_html(logic.json_safe(report.to_json()), scores, labels, **kwargs)
         with fileio.open(path, "w") as f:
             f.write(page)
     except Exception:

@@ -22,9 +22,12 @@ Rules (docs/pipeline.md explains why):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+
+from anomalyops_tfx.components.evaluation_gate.report_model import EvaluationReport
 
 
 @dataclass(frozen=True)
@@ -279,47 +282,41 @@ def json_safe(obj):
     return obj
 
 
-def report_markdown(report: dict) -> str:
-    """A readable report of the gate's JSON report."""
-    cand = report["candidate"]
-    base = report.get("baseline")
+def report_markdown(report: EvaluationReport | Mapping) -> str:
+    """A readable report of the gate's JSON report (the model or its JSON content)."""
+    report = EvaluationReport.model_validate(report)
+    cand, base = report.candidate, report.baseline
     lines = [
-        f"# Evaluation gate: {'BLESSED' if report['blessed'] else 'NOT BLESSED'}",
+        f"# Evaluation gate: {report.verdict.label}",
         "",
-        f"- Candidate model: `{report['candidate_model_uri']}` (id {report['candidate_model_id']})",
+        f"- Candidate model: `{report.candidate_model_uri}` (id {report.candidate_model_id})",
         "- Blessed baseline: "
-        + (
-            f"`{report['baseline_model_uri']}` (id {report['baseline_model_id']})"
-            if base
-            else "none"
-        ),
-        f"- Evaluation rows: {cand['rows']} ({cand['positives']} labelled anomalies)"
-        if cand["labelled"]
-        else f"- Evaluation rows: {cand['rows']} (no labels)",
-        f"- Spans: {', '.join(report.get('training_spans', []))}",
-        f"- Threshold quantile: {report['threshold_quantile']}; margin: {report['margin']}",
-        f"- Rule: {report['rule']}",
+        + (f"`{report.baseline_model_uri}` (id {report.baseline_model_id})" if base else "none"),
+        f"- Evaluation rows: {cand.rows} ({cand.positives} labelled anomalies)"
+        if cand.labelled
+        else f"- Evaluation rows: {cand.rows} (no labels)",
+        f"- Spans: {', '.join(report.training_spans)}",
+        f"- Threshold quantile: {report.threshold_quantile}; margin: {report.margin}",
+        f"- Rule: {report.rule}",
         "",
         "## Why",
         "",
-        *[f"- {r}" for r in report["reasons"]],
+        *[f"- {r}" for r in report.reasons],
         "",
         "## Metrics",
         "",
         "| metric | candidate | blessed baseline |",
         "|---|---|---|",
-        f"| threshold | {_fmt(cand['threshold'])} | {_fmt(base['threshold']) if base else '-'} |",
+        f"| threshold | {_fmt(cand.threshold)} | {_fmt(base.threshold) if base else '-'} |",
     ]
-    keys = list(cand["metrics"]) + [
-        k for k in (base or {}).get("metrics", {}) if k not in cand["metrics"]
-    ]
+    keys = list(cand.metrics) + [k for k in (base.metrics if base else {}) if k not in cand.metrics]
     for key in keys:
-        b = _fmt(base["metrics"].get(key)) if base else "-"
-        lines.append(f"| {key} | {_fmt(cand['metrics'].get(key))} | {b} |")
-    if base and base.get("served_threshold") is not None:
+        b = _fmt(base.metrics.get(key)) if base else "-"
+        lines.append(f"| {key} | {_fmt(cand.metrics.get(key))} | {b} |")
+    if base and base.served_threshold is not None:
         lines += [
-            f"| threshold it is served with | - | {_fmt(base['served_threshold'])} |",
-            f"| false-alarm rate as served | - | {_fmt(base['served_false_alarm_rate'])} |",
+            f"| threshold it is served with | - | {_fmt(base.served_threshold)} |",
+            f"| false-alarm rate as served | - | {_fmt(base.served_false_alarm_rate)} |",
         ]
     return "\n".join(lines) + "\n"
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anomalyops_tfx.components.evaluation_gate.report_model import EvaluationReport, ModelEvaluation
+
 HEAVY_TAIL_RATIO = 30.0
 """Log-scale x when the largest score is this many times the median (the bulk of normal rows
 would otherwise be squeezed into the first bin)."""
@@ -447,24 +449,23 @@ def _facts_table(rows: Sequence[tuple[str, str]]) -> str:
     return f"<table>{body}</table>"
 
 
-def _metrics_table(report: Mapping) -> str:
-    cand = report["candidate"]
-    base = report.get("baseline")
+def _metrics_table(report: EvaluationReport) -> str:
+    cand, base = report.candidate, report.baseline
     keys = ["threshold"]
-    keys += list(cand.get("metrics", {}))
-    keys += [k for k in (base or {}).get("metrics", {}) if k not in keys]
+    keys += list(cand.metrics)
+    keys += [k for k in (base.metrics if base else {}) if k not in keys]
 
-    def value(ev, k):
+    def value(ev: ModelEvaluation | None, k: str):
         if ev is None:
             return None
-        return ev.get(k) if k == "threshold" else ev.get("metrics", {}).get(k)
+        return ev.threshold if k == "threshold" else ev.metrics.get(k)
 
     rows = [
         f"<tr><td>{esc(k)}</td><td class='num'>{esc(fmt(value(cand, k)))}</td>"
         f"<td class='num'>{esc(fmt(value(base, k)))}</td></tr>"
         for k in keys
     ]
-    if base and base.get("served_threshold") is not None:
+    if base and base.served_threshold is not None:
         for label, k in (
             ("threshold it is served with", "served_threshold"),
             ("false-alarm rate as served", "served_false_alarm_rate"),
@@ -472,14 +473,14 @@ def _metrics_table(report: Mapping) -> str:
         ):
             rows.append(
                 f"<tr><td>{esc(label)}</td><td class='num'>-</td>"
-                f"<td class='num'>{esc(fmt(base.get(k)))}</td></tr>"
+                f"<td class='num'>{esc(fmt(getattr(base, k)))}</td></tr>"
             )
     head = "<tr><th>metric</th><th>candidate</th><th>blessed baseline</th></tr>"
     return f"<table>{head}{''.join(rows)}</table>"
 
 
 def build_html(
-    report: Mapping,
+    report: EvaluationReport | Mapping,
     scores: np.ndarray,
     labels: np.ndarray | None,
     *,
@@ -487,34 +488,34 @@ def build_html(
     contributions: np.ndarray | None = None,
     baseline_scores: np.ndarray | None = None,
 ) -> str:
-    """The whole page from the gate's report dict and the candidate's held-out scores.
+    """The whole page from the gate's report (the model or its JSON content) and the
+    candidate's held-out scores.
 
     ``contributions`` is the candidate's ``feature_contributions`` ``[rows, features]`` in
     ``feature_names`` order, or None for a model without that output.
     """
+    report = EvaluationReport.model_validate(report)
     scores = np.asarray(scores, dtype=np.float64)
-    threshold = report.get("threshold")
-    threshold = float(threshold) if threshold is not None else None
+    threshold = report.threshold
     if threshold is not None and not math.isfinite(threshold):
         threshold = None
     finite = np.isfinite(scores)
     y = None if labels is None else np.asarray(labels).astype(bool)
-    blessed = bool(report["blessed"])
-    verdict = "BLESSED" if blessed else "NOT BLESSED"
-    cand = report["candidate"]
-    spans = list(report.get("spans") or [])
-    baseline_id = report.get("baseline_model_id")
+    blessed = report.blessed
+    verdict = report.verdict.label
+    cand = report.candidate
+    spans = report.spans
+    baseline_id = report.baseline_model_id
 
     facts = [
-        ("Decision", f"<strong>{verdict}</strong> (rule <code>{esc(report.get('rule'))}</code>)"),
+        ("Decision", f"<strong>{verdict}</strong> (rule <code>{esc(report.rule)}</code>)"),
         (
             "Candidate model",
-            f"<code>{esc(report.get('candidate_model_uri'))}</code> "
-            f"(id {esc(report.get('candidate_model_id'))})",
+            f"<code>{esc(report.candidate_model_uri)}</code> (id {esc(report.candidate_model_id)})",
         ),
         (
             "Blessed baseline",
-            f"<code>{esc(report.get('baseline_model_uri'))}</code> (id {esc(baseline_id)})"
+            f"<code>{esc(report.baseline_model_uri)}</code> (id {esc(baseline_id)})"
             if baseline_id is not None
             else "none",
         ),
@@ -522,24 +523,24 @@ def build_html(
             "Window spans",
             f"{len(spans)} day(s): {esc(spans[0])} … {esc(spans[-1])}" if spans else "-",
         ),
-        ("Evaluation split", esc(report.get("eval_split", "eval"))),
+        ("Evaluation split", esc(report.eval_split)),
         (
             "Evaluation rows",
-            f"{esc(cand.get('rows'))} ({esc(cand.get('positives'))} labelled anomalies)"
-            if cand.get("labelled")
-            else f"{esc(cand.get('rows'))} (no labels)",
+            f"{esc(cand.rows)} ({esc(cand.positives)} labelled anomalies)"
+            if cand.labelled
+            else f"{esc(cand.rows)} (no labels)",
         ),
-        ("Rows skipped (missing features)", esc(report.get("rows_dropped_missing_features", 0))),
+        ("Rows skipped (missing features)", esc(report.rows_dropped_missing_features)),
         (
             "Threshold",
-            f"{esc(fmt(threshold))} (quantile {esc(report.get('threshold_quantile'))} of "
-            + ("normal" if cand.get("labelled") else "all")
+            f"{esc(fmt(threshold))} (quantile {esc(report.threshold_quantile)} of "
+            + ("normal" if cand.labelled else "all")
             + " held-out scores)",
         ),
-        ("No-regression margin", esc(report.get("margin"))),
-        ("Stale false-alarm rate", esc(fmt(report.get("stale_false_alarm_rate")))),
-        ("Pipeline run", esc(report.get("pipeline_run_id") or "-")),
-        ("Evaluated at", esc(report.get("evaluated_at") or "-")),
+        ("No-regression margin", esc(report.margin)),
+        ("Stale false-alarm rate", esc(fmt(report.stale_false_alarm_rate))),
+        ("Pipeline run", esc(report.pipeline_run_id or "-")),
+        ("Evaluated at", esc(report.evaluated_at or "-")),
     ]
     parts = [
         "<!DOCTYPE html>",
@@ -553,7 +554,7 @@ def build_html(
         f'<h1>Evaluation gate: <span class="{"blessed" if blessed else "not-blessed"}">'
         f"{verdict}</span></h1>",
         "<h2>Why</h2><ul>",
-        *[f"<li>{esc(r)}</li>" for r in report.get("reasons", [])],
+        *[f"<li>{esc(r)}</li>" for r in report.reasons],
         "</ul>",
         _facts_table(facts),
         "<h2>Metrics</h2>",
