@@ -14,6 +14,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
+from anomalyops import model_contract as contract
 from anomalyops.spec import FeatureSpec
 from anomalyops_tfx.components.evaluation_gate import logic, report_html
 from anomalyops_tfx.components.evaluation_gate.report_model import (
@@ -24,7 +25,7 @@ from anomalyops_tfx.features import model_inputs, raw_parse_spec, spec_from_conf
 
 REPORT_JSON = "evaluation_report.json"
 REPORT_MD = "evaluation_report.md"
-REPORT_HTML = "evaluation_report.html"
+REPORT_HTML = contract.EVALUATION_REPORT_FILE  # the Pusher ships it under this name
 SERVING_SUBDIR = "Format-Serving"
 
 
@@ -84,11 +85,9 @@ def score_model(
     """
     import tensorflow as tf
 
-    from anomalyops_tfx import model as model_lib
-
     loaded = tf.saved_model.load(os.path.join(model.uri, SERVING_SUBDIR))
-    fn = loaded.signatures[model_lib.SIGNATURE]
-    explain = model_lib.EXPLANATION_OUTPUT in fn.structured_outputs
+    fn = loaded.signatures[contract.SIGNATURE]
+    explain = contract.EXPLANATION_OUTPUT in fn.structured_outputs
     n = len(next(iter(columns.values())))
     scores, contributions = [], []
     for start in range(0, n, batch_size):
@@ -97,9 +96,9 @@ def score_model(
             for k, v in columns.items()
         }
         out = fn(**batch)
-        scores.append(out["anomaly_score"].numpy())
+        scores.append(out[contract.SCORE_OUTPUT].numpy())
         if explain:
-            contributions.append(out[model_lib.EXPLANATION_OUTPUT].numpy())
+            contributions.append(out[contract.EXPLANATION_OUTPUT].numpy())
     score = np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
     contrib = np.concatenate(contributions).astype(np.float64) if contributions else None
     return score, contrib
