@@ -201,6 +201,26 @@ class JobStore:
                 (owner, JobStatus.EXPIRED.value),
             ).fetchone()[0]
 
+    def list_owned(
+        self, owner: str | None, status: JobStatus | None = None, limit: int = 100
+    ) -> list[Job]:
+        """Newest first; ``owner=None`` lists every key's jobs (admin)."""
+        where, args = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._connect() as db:
+            # The clause is built from fixed text only; every value is a bound parameter.
+            rows = db.execute(
+                f"SELECT * FROM jobs {clause} ORDER BY created_at DESC, id LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        return [Job.from_row(r) for r in rows]
+
     def claim_next(self) -> Job | None:
         """Atomically move the oldest queued job to running."""
         with self._connect() as db:

@@ -309,3 +309,10 @@ class JobResponse(BaseModel):
         default=None, description="The HTTP status the same failure gets from POST /v1/score."
     )
     result_url: str | None
+
+
+class JobListResponse(BaseModel):
+    """The caller's jobs, newest first (an admin key sees every key's)."""
+
+    jobs: list[JobResponse]
+    limit: int = Field(description="The most jobs one reply lists; ask for fewer with `limit`.")

@@ -46,10 +46,18 @@ class InputFormat(str, Enum):
 class OutputFormat(str, Enum):
     CSV = "csv"
     JSON = "json"
+    PARQUET = "parquet"
 
     @property
     def media_type(self) -> str:
-        return "text/csv" if self is OutputFormat.CSV else "application/json"
+        return _OUTPUT_MEDIA[self]
+
+
+_OUTPUT_MEDIA = {
+    OutputFormat.CSV: "text/csv",
+    OutputFormat.JSON: "application/json",
+    OutputFormat.PARQUET: "application/vnd.apache.parquet",
+}
 
 
 CSV_TYPES = {"text/csv", "application/csv", "text/x-csv", "text/plain", "application/vnd.ms-excel"}
@@ -467,6 +475,55 @@ class _CsvWriter:
             self._writer.close()
 
 
+class _ParquetWriter:
+    """Typed columns (keys as uploaded, float32 score, bool flag), one row group per chunk;
+    the model version and threshold are columns as in CSV and also the file's key-value
+    metadata. Explanations are a list of ``{feature, contribution}`` structs per row."""
+
+    _EXPLANATION = pa.list_(pa.struct([("feature", pa.string()), ("contribution", pa.float32())]))
+
+    def __init__(self, path: Path, model: LoadedModel, explain: bool = False) -> None:
+        self.path = path
+        self.model = model
+        self.explain = explain
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(
+        self,
+        keys: dict[str, pa.Array],
+        scores: np.ndarray,
+        flags: np.ndarray,
+        explained: list | None = None,
+    ) -> None:
+        n = len(scores)
+        columns = [
+            *keys.values(),
+            pa.array(scores.astype(np.float32), from_pandas=True),
+            pa.array(flags, pa.bool_()),
+            pa.array(np.full(n, self.model.version, dtype=np.int64)),
+            pa.array(np.full(n, self.model.threshold, dtype=np.float32)),
+        ]
+        names = [*keys, SCORE_OUTPUT, FLAG_OUTPUT, "model_version", "threshold"]
+        if self.explain:
+            records = explain_lib.as_records(explained or [None] * n)
+            columns.append(pa.array(records, self._EXPLANATION))
+            names.append("top_features")
+        batch = pa.RecordBatch.from_arrays(columns, names=names)
+        if self._writer is None:
+            metadata = {
+                b"anomalyops.model_version": str(self.model.version).encode(),
+                b"anomalyops.threshold": repr(self.model.threshold).encode(),
+            }
+            self._writer = pq.ParquetWriter(
+                str(self.path), batch.schema.with_metadata(metadata), compression="zstd"
+            )
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
 class _JsonWriter:
     """``{"model_version", "threshold", "results": [{...}, ...], "rows"}``, written per chunk."""
 
@@ -509,7 +566,7 @@ class _WriterThread:
 
     _DONE = object()
 
-    def __init__(self, writer: _CsvWriter | _JsonWriter) -> None:
+    def __init__(self, writer: _CsvWriter | _ParquetWriter | _JsonWriter) -> None:
         self._writer = writer
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
@@ -617,11 +674,13 @@ def _score_batches(
     on_progress: ProgressCallback | None,
     started: float,
 ) -> ScoreResult:
-    writer = _WriterThread(
-        _CsvWriter(dest, model, limits.escape_formulas, explain=bool(explain))
-        if out_format is OutputFormat.CSV
-        else _JsonWriter(dest, model)
-    )
+    if out_format is OutputFormat.CSV:
+        sink = _CsvWriter(dest, model, limits.escape_formulas, explain=bool(explain))
+    elif out_format is OutputFormat.PARQUET:
+        sink = _ParquetWriter(dest, model, explain=bool(explain))
+    else:
+        sink = _JsonWriter(dest, model)
+    writer = _WriterThread(sink)
     stream = _temporal_stream(model)
     rows = 0
     try:

@@ -73,12 +73,14 @@ _MEDIA = {
     "*/*": OutputFormat.CSV,
     "application/json": OutputFormat.JSON,
     "application/*": OutputFormat.JSON,
+    "application/vnd.apache.parquet": OutputFormat.PARQUET,
+    "application/x-parquet": OutputFormat.PARQUET,
 }
 
 
 def negotiate(format_param: OutputFormat | None, accept: str | None) -> OutputFormat:
-    """``format`` wins; else the best of text/csv and application/json in Accept (CSV when
-    the client accepts anything)."""
+    """``format`` wins; else the best of text/csv, application/json and Parquet in Accept
+    (CSV when the client accepts anything)."""
     if format_param is not None:
         return format_param
     if not accept:
@@ -100,7 +102,11 @@ def negotiate(format_param: OutputFormat | None, accept: str | None) -> OutputFo
             # Higher quality first, then exact types over wildcards, then the earlier one.
             candidates.append((quality, "*" not in media, -position, choice))
     if not candidates:
-        raise ApiError(406, f"cannot reply with {accept!r}: use text/csv or application/json")
+        raise ApiError(
+            406,
+            f"cannot reply with {accept!r}: use text/csv, application/json or "
+            "application/vnd.apache.parquet",
+        )
     return max(candidates)[3]
 
 

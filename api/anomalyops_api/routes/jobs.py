@@ -7,7 +7,7 @@ from functools import partial
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from anomalyops_api.deps import (
     ActiveModelDep,
@@ -23,7 +23,7 @@ from anomalyops_api.jobs import Job, JobService, JobStatus, timestamp
 from anomalyops_api.limits import job_limits, limit_error
 from anomalyops_api.routes.common import UPLOAD_BODY, BigChunkFileResponse, error_responses
 from anomalyops_api.routes.scoring import FormatQuery, model_headers
-from anomalyops_api.schemas import ErrorResponse, JobResponse
+from anomalyops_api.schemas import ErrorResponse, JobListResponse, JobResponse
 from anomalyops_api.scoring import OutputFormat, check_columns, detect_format
 from anomalyops_api.uploads import receive_upload
 
@@ -150,6 +150,26 @@ async def submit_job(
     return job_reply(request, job)
 
 
+MAX_LISTED_JOBS = 1000
+
+
+@router.get("", summary="List your jobs, newest first", responses=error_responses(401, 422))
+async def list_jobs(
+    request: Request,
+    caller: CallerDep,
+    jobs: JobsDep,
+    state: Annotated[
+        JobStatus | None, Query(alias="status", description="Only jobs in this state.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED_JOBS, description="At most this many.")] = 100,
+) -> JobListResponse:
+    """The jobs submitted with the caller's key (an admin key sees every key's), with the
+    same fields as `GET /v1/jobs/{id}`; finished jobs stay listed until purged."""
+    owner = None if caller.admin else caller.owner
+    found = await anyio.to_thread.run_sync(partial(jobs.store.list_owned, owner, state, limit))
+    return JobListResponse(jobs=[job_reply(request, job) for job in found], limit=limit)
+
+
 @router.get(
     "/{job_id}", summary="Status and progress of a job", responses=error_responses(401, 404)
 )
@@ -163,8 +183,12 @@ async def get_job(request: Request, job_id: JobId, caller: CallerDep, jobs: Jobs
     response_model=None,
     responses={
         200: {
-            "description": "The scored file (CSV or JSON, as chosen at submission).",
-            "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {}},
+            "description": "The scored file (CSV, JSON or Parquet, as chosen at submission).",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {},
+                OutputFormat.PARQUET.media_type: {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         **error_responses(401, 404, 409, 410),
     },

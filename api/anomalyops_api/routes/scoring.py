@@ -34,6 +34,7 @@ from anomalyops_api.scoring import OutputFormat, detect_format, score_file
 from anomalyops_api.uploads import SPOOL_PREFIX, receive_upload
 
 router = APIRouter(tags=["scoring"])
+PARQUET_MEDIA = OutputFormat.PARQUET.media_type
 
 FormatQuery = Annotated[
     OutputFormat | None,
@@ -54,7 +55,7 @@ ExplainQuery = Annotated[
         ge=0,
         le=MAX_EXPLAIN,
         description="Name each flagged row's `explain` top contributing features "
-        "(`top_features`: `feature=contribution;...` in CSV, a list in JSON; empty/null for rows "
+        "(`top_features`: `feature=contribution;...` in CSV, a list in JSON and Parquet; empty/null for rows "
         "not flagged). Contributions come from the detector's own parts (docs/api.md). "
         "0: off. A model that cannot explain answers 422.",
     ),
@@ -94,10 +95,13 @@ def model_headers(version: int, threshold: float, rows: int) -> dict[str, str]:
             "model": ScoreResponse,
             "description": (
                 "One row per input row: the key columns present in the upload, "
-                "`anomaly_score`, `is_anomaly`, and (CSV) `model_version`, `threshold`."
+                "`anomaly_score`, `is_anomaly`, and (CSV, Parquet) `model_version`, `threshold`."
             ),
             "headers": _REPLY_HEADERS,
-            "content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
+                PARQUET_MEDIA: {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         **error_responses(400, 401, 406, 408, 413, 415, 422, 429, 503, 507),
     },

@@ -94,6 +94,55 @@ def test_json_result_and_parquet_input(serving, start_app) -> None:
         assert body["model_version"] == 3 and body["rows"] == 300
 
 
+def test_parquet_result_downloads_as_parquet(serving, start_app) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    frame = make_frame(3000)
+    with start_app() as client:
+        r = submit(client, csv_bytes(frame), params={"format": "parquet"})
+        assert r.status_code == 202, r.text
+        job = wait_done(client, r.json()["id"])
+        assert job["status"] == "succeeded" and job["output_format"] == "parquet"
+        result = client.get(job["result_url"])
+        assert result.headers["content-type"] == "application/vnd.apache.parquet"
+        assert f'filename="{job["id"]}.parquet"' in result.headers["content-disposition"]
+        table = pq.read_table(io.BytesIO(result.content))
+        assert table.num_rows == 3000
+        np.testing.assert_allclose(
+            table.column("anomaly_score").to_numpy(), expected(frame), rtol=1e-5
+        )
+        # The synchronous endpoint answers Parquet for the Accept header too.
+        sync = upload(
+            client, csv_bytes(frame), headers={"Accept": "application/vnd.apache.parquet"}
+        )
+        assert sync.status_code == 200, sync.text
+        assert pq.read_table(io.BytesIO(sync.content)).num_rows == 3000
+
+
+def test_jobs_are_listed_per_key_newest_first(serving, start_app) -> None:
+    with start_app(keys=[KEY, OTHER_KEY], admin_key=ADMIN_KEY) as client:
+        mine = [submit(client, csv_bytes(make_frame(50))).json()["id"] for _ in range(3)]
+        theirs = submit(client, csv_bytes(make_frame(50)), key=OTHER_KEY).json()["id"]
+        for job_id in mine:
+            wait_done(client, job_id)
+        wait_done(client, theirs, key=OTHER_KEY)
+        listed = client.get("/v1/jobs", headers=H).json()
+        assert [j["id"] for j in listed["jobs"]] == mine[::-1] and listed["limit"] == 100
+        assert all(j["result_url"] for j in listed["jobs"])
+        assert [j["id"] for j in client.get("/v1/jobs?limit=1", headers=H).json()["jobs"]] == [
+            mine[-1]
+        ]
+        admin = client.get("/v1/jobs", headers={"X-API-Key": ADMIN_KEY}).json()["jobs"]
+        assert {j["id"] for j in admin} == {*mine, theirs}
+        assert client.get("/v1/jobs?status=failed", headers=H).json()["jobs"] == []
+        bad = client.get("/v1/jobs?status=nonsense", headers=H)
+        assert bad.status_code == 422 and "status" in bad.text
+        assert client.get("/v1/jobs?limit=100000", headers=H).status_code == 422
+        assert client.get("/v1/jobs").status_code == 401
+
+
 def test_header_problems_are_refused_at_submission(serving, start_app) -> None:
     with start_app(max_job_upload_bytes=1000) as client:
         r = submit(client, csv_bytes(make_frame(5).drop(columns=["vibration"])))

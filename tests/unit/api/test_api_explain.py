@@ -78,3 +78,17 @@ def test_a_model_that_cannot_explain_answers_422_naming_why(tmp_path: Path):
         _score(tmp_path, make_frame(20), OutputFormat.CSV, 2, model=old)
     assert err.value.status_code == 422
     assert "feature_contributions" in err.value.detail and "version 4" in err.value.detail
+
+
+def test_parquet_reply_lists_the_top_features_as_structs(tmp_path: Path):
+    import io
+
+    import pyarrow.parquet as pq
+
+    feature = FEATURES[2]
+    body = _score(tmp_path, _frame_with_a_spike(feature), OutputFormat.PARQUET, 2)
+    table = pq.read_table(io.BytesIO(body))
+    cells = table.column("top_features").to_pylist()
+    flags = table.column("is_anomaly").to_pylist()
+    assert flags[7] and cells[7][0]["feature"] == feature and len(cells[7]) == 2
+    assert all(cell is None for cell, flag in zip(cells, flags, strict=True) if not flag)

@@ -10,7 +10,7 @@ from anomalyops_api.scoring import OutputFormat
 
 pytestmark = pytest.mark.unit
 
-CSV, JSON = OutputFormat.CSV, OutputFormat.JSON
+CSV, JSON, PARQUET = OutputFormat.CSV, OutputFormat.JSON, OutputFormat.PARQUET
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,9 @@ CSV, JSON = OutputFormat.CSV, OutputFormat.JSON
         ("application/*, text/csv", CSV),  # exact type beats a wildcard at equal quality
         ("text/html, application/json;q=0.8, */*;q=0.1", JSON),
         ("application/json;q=0, text/csv", CSV),
+        ("application/vnd.apache.parquet", PARQUET),
+        ("application/x-parquet, text/csv;q=0.5", PARQUET),
+        ("application/*, application/vnd.apache.parquet", PARQUET),
     ],
 )
 def test_accept(accept: str | None, want: OutputFormat) -> None:

@@ -127,6 +127,29 @@ def test_json_reply_has_version_threshold_and_one_record_per_row(tmp_path: Path)
     )
 
 
+@pytest.mark.parametrize("fmt", [InputFormat.CSV, InputFormat.PARQUET])
+def test_parquet_reply_is_typed_and_carries_version_and_threshold(
+    tmp_path: Path, fmt: InputFormat
+) -> None:
+    import pyarrow.parquet as pq
+
+    frame = make_frame(2500)
+    data = parquet_bytes(frame) if fmt is InputFormat.PARQUET else csv_bytes(frame)
+    result, _ = score(tmp_path, data, fmt, out=OutputFormat.PARQUET)
+    table = pq.read_table(result.output_path)
+    assert table.num_rows == 2500 == result.rows
+    assert table.column_names == [
+        "station_id", "timestamp", "anomaly_score", "is_anomaly", "model_version", "threshold"
+    ]  # fmt: skip
+    assert str(table.schema.field("anomaly_score").type) == "float"
+    assert str(table.schema.field("is_anomaly").type) == "bool"
+    meta = table.schema.metadata
+    assert meta[b"anomalyops.model_version"] == b"7" and meta[b"anomalyops.threshold"] == b"3.0"
+    assert set(table.column("model_version").to_pylist()) == {7}
+    np.testing.assert_allclose(table.column("anomaly_score").to_numpy(), expected(frame), rtol=1e-5)
+    assert table.column("station_id").to_pylist() == frame["station_id"].tolist()
+
+
 def test_key_columns_are_optional_and_extra_columns_ignored(tmp_path: Path) -> None:
     frame = make_frame(10).drop(columns=["station_id", "timestamp"])
     frame["comment"] = "x"
