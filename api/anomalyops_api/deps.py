@@ -17,6 +17,7 @@ from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import LoadedModel
 from anomalyops_api.registry import ModelRegistry
 from anomalyops_api.settings import ApiSettings
+from anomalyops_api.traffic import TrafficMonitor
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -58,12 +59,17 @@ def get_upload_gate(request: Request) -> UploadGate:
     return request.app.state.upload_gate
 
 
+def get_traffic(request: Request) -> TrafficMonitor:
+    return request.app.state.traffic
+
+
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 UploadGateDep = Annotated[UploadGate, Depends(get_upload_gate)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_limiter)]
+TrafficDep = Annotated[TrafficMonitor, Depends(get_traffic)]
 
 
 def get_active_model(registry: RegistryDep) -> LoadedModel:

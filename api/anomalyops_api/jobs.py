@@ -38,6 +38,7 @@ from anomalyops_api.scoring import (
     score_file,
 )
 from anomalyops_api.settings import ApiSettings
+from anomalyops_api.traffic import TrafficMonitor
 
 log = logging.getLogger(__name__)
 
@@ -376,11 +377,13 @@ class JobService:
         registry: ModelRegistry,
         metrics: ApiMetrics,
         limiter: anyio.CapacityLimiter,
+        traffic: TrafficMonitor | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
         self.limiter = limiter
+        self.traffic = traffic
         self.store = JobStore(settings.resolved_jobs_dir)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -466,6 +469,8 @@ class JobService:
                 store.progress(job.id, rows)
                 last = time.monotonic()
 
+        # Counted as served only if the whole file scores (committed after success).
+        recorder = self.traffic.recorder(model) if self.traffic is not None else None
         started = time.perf_counter()
         log.info(
             "job %s started on model version %d (attempt %d)", job.id, model.version, job.attempts
@@ -481,6 +486,7 @@ class JobService:
                 parquet_batch_rows=settings.parquet_batch_rows,
                 on_progress=on_progress,
                 limits=job_limits(settings),
+                on_scores=recorder,
             )
         except _Interrupted:
             partial.unlink(missing_ok=True)
@@ -523,6 +529,8 @@ class JobService:
             threshold=result.threshold,
             ttl_s=settings.job_ttl_s,
         )
+        if recorder is not None:
+            recorder.commit()
         self.metrics.jobs_finished.labels(JobStatus.SUCCEEDED.value).inc()
         self.metrics.rows_scored.labels("job").inc(result.rows)
         self.metrics.scoring_seconds.labels("job").observe(time.perf_counter() - started)

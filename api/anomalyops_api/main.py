@@ -30,6 +30,7 @@ from anomalyops_api.openapi import AllowHeaderMiddleware, truthful_openapi
 from anomalyops_api.registry import ModelRegistry, watch
 from anomalyops_api.routes import health, jobs, models, scoring
 from anomalyops_api.settings import ApiSettings
+from anomalyops_api.traffic import TrafficMonitor
 from anomalyops_api.uploads import sweep_spool
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ Batch scoring with the anomaly detector the retraining pipeline pushes.
   **POST /v1/jobs** (async, for big files); get CSV or JSON back.
 * The newest complete version in the serving directory is served and hot-reloaded with no
   downtime; **/v1/models** lists versions, **/admin/** reloads and pins (rollback).
+* **/v1/models/{version}/traffic** compares the alarm rate of the rows a version served with
+  the rate it was calibrated for (drift in the uploads shows up there first).
 * Send `X-API-Key` (a scoring key; the admin key for `/admin/*`).
 """
 
@@ -73,7 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # TensorFlow meanwhile (10+ s) so that first push is not delayed by it.
         log.warning("no loadable model version in %s yet; not ready", settings.model_dir)
         threading.Thread(target=_tensorflow, name="import-tensorflow", daemon=True).start()
-    job_service = JobService(settings, registry, metrics, limiter)
+    job_service = JobService(settings, registry, metrics, limiter, traffic=app.state.traffic)
     app.state.jobs = job_service
     await job_service.start()
     stop = asyncio.Event()
@@ -120,6 +123,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.openapi = partial(truthful_openapi, app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
+    # Served-traffic counts per version: in memory, from zero at every process start.
+    app.state.traffic = TrafficMonitor(app.state.metrics)
     install_error_handlers(app)
     app.add_middleware(AllowHeaderMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -79,6 +80,40 @@ class ApiMetrics:
         self.jobs_queued = Gauge(
             "anomalyops_api_jobs_queued", "Async jobs waiting for a worker.", registry=r
         )
+        # Served traffic per model version (traffic.py). Label values are versions only,
+        # at most traffic.MAX_TRACKED_VERSIONS of them (the least recently seen is dropped).
+        self.served_rows = Counter(
+            "anomalyops_api_served_rows",
+            "Rows scored with a score and served (a file counts once it was scored whole).",
+            ["version"],
+            registry=r,
+        )
+        self.served_alarms = Counter(
+            "anomalyops_api_served_alarms",
+            "Served rows flagged as anomalies.",
+            ["version"],
+            registry=r,
+        )
+        self.served_alarm_ratio = Gauge(
+            "anomalyops_api_served_alarm_ratio",
+            "Observed alarm rate since start-up / the rate the version was calibrated for "
+            "(1 - threshold_quantile); absent for versions without one.",
+            ["version"],
+            registry=r,
+        )
+
+    def served(self, version: int, *, rows: int, flagged: int, ratio: float | None) -> None:
+        label = str(version)
+        self.served_rows.labels(label).inc(rows)
+        self.served_alarms.labels(label).inc(flagged)
+        if ratio is not None:
+            self.served_alarm_ratio.labels(label).set(ratio)
+
+    def forget_served(self, version: int) -> None:
+        label = str(version)
+        for metric in (self.served_rows, self.served_alarms, self.served_alarm_ratio):
+            with contextlib.suppress(KeyError):  # never set (e.g. the ratio gauge)
+                metric.remove(label)
 
 
 class MetricsMiddleware:

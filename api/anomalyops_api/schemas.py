@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from anomalyops_api.jobs import JobStatus
 from anomalyops_api.model import ModelMetadata
 from anomalyops_api.scoring import InputFormat, OutputFormat
+from anomalyops_api.traffic import HISTOGRAM_EDGES, TrafficStatus
 
 EXAMPLE_METADATA = {
     "model_name": "anomaly_detector",
@@ -316,3 +317,82 @@ class JobListResponse(BaseModel):
 
     jobs: list[JobResponse]
     limit: int = Field(description="The most jobs one reply lists; ask for fewer with `limit`.")
+
+
+class AlarmRateInterval(BaseModel):
+    """A 99 % Wilson interval of the observed alarm rate."""
+
+    lo: float
+    hi: float
+    confidence: float = 0.99
+
+
+class ScoreHistogram(BaseModel):
+    """Served rows by ``anomaly_score / threshold``: 1.0 is the threshold."""
+
+    edges: list[float] = Field(
+        description="Lower bin edges: `counts[i]` holds ratios in [edges[i], edges[i+1]), the "
+        "last bin everything from its edge up, the first also ratios below 0."
+    )
+    counts: list[int]
+
+
+class TrafficResponse(BaseModel):
+    """What one version served since the service process started (in memory: a restart
+    starts from zero) against the alarm rate it was calibrated for."""
+
+    model_config = _examples(
+        {
+            "version": 1764230400,
+            "threshold": 3.71,
+            "rows": 120000,
+            "flagged": 36120,
+            "unscored": 0,
+            "alarm_rate": 0.301,
+            "alarm_rate_interval": {"lo": 0.2976, "hi": 0.3044, "confidence": 0.99},
+            "calibrated_alarm_rate": 0.01,
+            "max_alarm_ratio": 5.0,
+            "max_alarm_rate": 0.05,
+            "min_rows": 1000,
+            "status": "above_band",
+            "histogram": {
+                "edges": list(HISTOGRAM_EDGES),
+                "counts": [30000, 20000, 18000, 15880, 12000, 9000, 8000, 4000, 2000, 1000, 120],
+            },
+            "since": "2026-11-27T09:00:03+00:00",
+            "last": "2026-11-27T11:42:10+00:00",
+            "summary": "version 1764230400: 30.10% of 120,000 rows flagged (99% interval "
+            "29.76%-30.44%); calibrated for 1.00%, band up to 5.00%: ABOVE the band, the data "
+            "has likely drifted",
+        }
+    )
+
+    version: int
+    threshold: float
+    rows: int = Field(description="Rows scored (with a score) and served by this version.")
+    flagged: int = Field(description="Of those, rows flagged `is_anomaly`.")
+    unscored: int = Field(
+        description="Rows returned without a score (temporal warm-up rows, `warmup=true`)."
+    )
+    alarm_rate: float | None = Field(description="flagged / rows; null with no rows.")
+    alarm_rate_interval: AlarmRateInterval | None
+    calibrated_alarm_rate: float | None = Field(
+        description="1 - threshold_quantile from the model's metadata: the share of normal rows "
+        "its threshold was set to flag. Null for models that do not record it."
+    )
+    max_alarm_ratio: float = Field(description="ANOMALYOPS_API_TRAFFIC_MAX_ALARM_RATIO.")
+    max_alarm_rate: float | None = Field(
+        description="Top of the band: max_alarm_ratio x calibrated_alarm_rate (at most 1)."
+    )
+    min_rows: int = Field(description="ANOMALYOPS_API_TRAFFIC_MIN_ROWS.")
+    status: TrafficStatus = Field(
+        description="no_traffic: no rows scored yet; not_calibrated: no calibrated rate to "
+        "compare with; too_few_rows: fewer than min_rows; above_band: the interval's lower "
+        "end exceeds max_alarm_rate (drift, or a broken upstream); within_band: otherwise."
+    )
+    histogram: ScoreHistogram | None = Field(
+        description="Null when the threshold is not positive (the ratio means nothing)."
+    )
+    since: dt.datetime | None = Field(description="First served file of this version (UTC).")
+    last: dt.datetime | None = Field(description="Last served file of this version (UTC).")
+    summary: str = Field(description="The same in one line, for a human.")

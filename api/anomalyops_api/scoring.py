@@ -106,6 +106,9 @@ class ScoreResult:
 
 
 ProgressCallback = Callable[[int], None]
+ScoresCallback = Callable[[np.ndarray, np.ndarray], None]
+"""Called once per scored chunk with (anomaly_score, is_anomaly); NaN scores (None flags)
+are rows returned unscored. Used by traffic monitoring (traffic.Recorder)."""
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -621,12 +624,14 @@ def score_file(
     warmup: bool = False,
     limits: ScoreLimits | None = None,
     explain: int = 0,
+    on_scores: ScoresCallback | None = None,
 ) -> ScoreResult:
     """Score ``src`` with ``model`` into ``dest``; raises :class:`ApiError` naming the problem.
 
     The whole file is scored by the one ``model`` passed in, whatever a reload does meanwhile.
     ``limits`` cut the run off (rows, decompressed bytes, result size, free disk, time).
-    ``explain=k`` adds each flagged row's ``k`` top contributing features.
+    ``explain=k`` adds each flagged row's ``k`` top contributing features. ``on_scores`` sees
+    every chunk's scores and flags (after they were written), e.g. a traffic recorder.
     """
     started = time.perf_counter()
     limits = limits or ScoreLimits()
@@ -655,7 +660,17 @@ def score_file(
         batches = _iter_csv(src, model, header, keys, csv_block_bytes, limits)
     try:
         return _score_batches(
-            batches, keys, model, dest, out_format, limits, explain, warmup, on_progress, started
+            batches,
+            keys,
+            model,
+            dest,
+            out_format,
+            limits,
+            explain,
+            warmup,
+            on_progress,
+            started,
+            on_scores,
         )
     finally:
         if inflated is not None:
@@ -673,6 +688,7 @@ def _score_batches(
     warmup: bool,
     on_progress: ProgressCallback | None,
     started: float,
+    on_scores: ScoresCallback | None = None,
 ) -> ScoreResult:
     if out_format is OutputFormat.CSV:
         sink = _CsvWriter(dest, model, limits.escape_formulas, explain=bool(explain))
@@ -701,6 +717,8 @@ def _score_batches(
                     contributions, flags, model.spec.model_columns, explain
                 )
             writer.write({k: batch.column(i) for i, k in enumerate(keys)}, scores, flags, explained)
+            if on_scores is not None:
+                on_scores(scores, flags)
             rows += batch.num_rows
             limits.check_result(dest)
             limits.check_time()

@@ -94,6 +94,13 @@ class ApiSettings(BaseSettings):
     """Prefix echoed key values that start with = + - @ tab or CR (and are not numbers) with
     an apostrophe in CSV replies, so spreadsheets do not run them as formulas."""
 
+    traffic_max_alarm_ratio: float = Field(default=5.0, gt=0.0)
+    """``GET /v1/models/{version}/traffic`` says ``above_band`` when the observed alarm rate
+    (the lower end of its 99 % interval) exceeds this many times the calibrated rate
+    (1 - threshold_quantile). Above 1 because uploads also contain real anomalies."""
+    traffic_min_rows: int = Field(default=1000, ge=1)
+    """Scored rows a version needs before its alarm rate is judged (``too_few_rows`` below)."""
+
     docs_enabled: bool | None = None
     """``/docs``, ``/redoc`` and ``/openapi.json``; None means on in development, off in
     production."""

@@ -8,7 +8,14 @@ import anyio
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from anomalyops_api.deps import ActiveModelDep, AdminDep, CallerDep, RegistryDep
+from anomalyops_api.deps import (
+    ActiveModelDep,
+    AdminDep,
+    CallerDep,
+    RegistryDep,
+    SettingsDep,
+    TrafficDep,
+)
 from anomalyops_api.errors import ApiError
 from anomalyops_api.model import ModelLoadError, ModelMetadata
 from anomalyops_api.registry import ModelRegistry, RefreshResult, VersionNotFound, scan_versions
@@ -16,12 +23,17 @@ from anomalyops_api.reports import CONTENT_SECURITY_POLICY, read_report, report_
 from anomalyops_api.routes.common import error_responses
 from anomalyops_api.schemas import (
     ActiveModelResponse,
+    AlarmRateInterval,
     FailedVersion,
     ModelsResponse,
     ModelVersionInfo,
     PinRequest,
     ReloadResponse,
+    ScoreHistogram,
+    TrafficResponse,
 )
+from anomalyops_api.settings import ApiSettings
+from anomalyops_api.traffic import HISTOGRAM_EDGES, TrafficMonitor, TrafficStats, assess
 
 router = APIRouter(tags=["models"])
 admin = APIRouter(prefix="/admin", tags=["admin"])
@@ -122,6 +134,81 @@ async def evaluation_report(
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+def _metadata_of(registry: ModelRegistry, version: int) -> ModelMetadata | None:
+    """The metadata of ``version`` if it is served or complete and readable on disk."""
+    active = registry.active
+    if active is not None and active.version == version:
+        return active.metadata
+    for found in scan_versions(registry.model_dir):
+        if found.version == version and found.complete:
+            metadata = registry.metadata(found)
+            return None if isinstance(metadata, str) else metadata
+    return None
+
+
+def _traffic(
+    registry: ModelRegistry, monitor: TrafficMonitor, settings: ApiSettings, version: int
+) -> TrafficResponse:
+    stats = monitor.stats(version)
+    if stats is None:
+        metadata = _metadata_of(registry, version)
+        if metadata is None:
+            raise ApiError(
+                404,
+                f"model version {version} is not in the serving directory and has served no "
+                "traffic since the service started",
+            )
+        stats = TrafficStats.empty(version, metadata)
+    verdict = assess(
+        stats, max_ratio=settings.traffic_max_alarm_ratio, min_rows=settings.traffic_min_rows
+    )
+    interval = None
+    if verdict.interval is not None:
+        interval = AlarmRateInterval(lo=verdict.interval[0], hi=verdict.interval[1])
+    histogram = None
+    if stats.counts is not None:
+        histogram = ScoreHistogram(edges=list(HISTOGRAM_EDGES), counts=list(stats.counts))
+    return TrafficResponse(
+        version=stats.version,
+        threshold=stats.threshold,
+        rows=stats.rows,
+        flagged=stats.flagged,
+        unscored=stats.unscored,
+        alarm_rate=verdict.alarm_rate,
+        alarm_rate_interval=interval,
+        calibrated_alarm_rate=stats.calibrated_alarm_rate,
+        max_alarm_ratio=settings.traffic_max_alarm_ratio,
+        max_alarm_rate=verdict.max_alarm_rate,
+        min_rows=settings.traffic_min_rows,
+        status=verdict.status,
+        histogram=histogram,
+        since=stats.since,
+        last=stats.last,
+        summary=verdict.summary,
+    )
+
+
+@router.get(
+    "/v1/models/{version}/traffic",
+    summary="The alarm rate a version served, against the rate it was calibrated for",
+    responses=error_responses(401, 404),
+)
+async def model_traffic(
+    _caller: CallerDep,
+    registry: RegistryDep,
+    monitor: TrafficDep,
+    settings: SettingsDep,
+    version: int = Path(ge=0, le=2**63 - 1, description="A version on disk or that served"),
+) -> TrafficResponse:
+    """Rows this version scored for `POST /v1/score` and jobs (a file counts once it was
+    scored whole; failed uploads do not), how many it flagged, a histogram of
+    score / threshold, and whether the alarm rate is within `max_alarm_ratio` times the rate
+    the model was calibrated for (1 - threshold_quantile): far more alarms than calibrated
+    means the uploads no longer look like the training data. **Kept in memory: the counts
+    start from zero when the service process starts** (and belong to this process only)."""
+    return await anyio.to_thread.run_sync(_traffic, registry, monitor, settings, version)
 
 
 @router.get(

@@ -19,6 +19,7 @@ from anomalyops_api.deps import (
     LimiterDep,
     MetricsDep,
     SettingsDep,
+    TrafficDep,
     UploadGateDep,
 )
 from anomalyops_api.explain import MAX_EXPLAIN
@@ -114,6 +115,7 @@ async def score(
     metrics: MetricsDep,
     limiter: LimiterDep,
     gate: UploadGateDep,
+    traffic: TrafficDep,
     format: FormatQuery = None,
     warmup: WarmupQuery = False,
     explain: ExplainQuery = 0,
@@ -126,6 +128,7 @@ async def score(
     out_format = negotiate(format, request.headers.get("accept"))
     work = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=settings.spool_dir))
     ticket = None
+    recorder = traffic.recorder(model)  # committed only once the whole file has scored
     try:
         with gate.admitted(caller.owner, work) as ticket:
             upload = await receive_upload(
@@ -152,6 +155,7 @@ async def score(
                     limits=sync_limits(settings, deadline),
                     warmup=warmup,
                     explain=explain,
+                    on_scores=recorder,
                 ),
                 limiter=limiter,
             )
@@ -159,6 +163,7 @@ async def score(
     except BaseException:
         _cleanup(work, ticket)
         raise
+    recorder.commit()
     metrics.rows_scored.labels("sync").inc(result.rows)
     return BigChunkFileResponse(
         result.output_path,
