@@ -62,7 +62,8 @@ def calibrated_alarm_rate(metadata: ModelMetadata) -> float | None:
     quantile = metadata.threshold_quantile
     if quantile is None or not math.isfinite(quantile):
         return None
-    return min(max(1.0 - quantile, 0.0), 1.0)
+    # Rounded so 0.99 gives 0.01, not 0.010000000000000009 (JSON and the metric read better).
+    return min(max(round(1.0 - quantile, 12), 0.0), 1.0)
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_99) -> tuple[float, float]:
