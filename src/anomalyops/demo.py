@@ -362,12 +362,22 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         return 0 if state == "success" else 1
     say("up until Ctrl-C (or `make stop` from another terminal)")
     try:
-        signal.pause()
+        wait_until_stopped()
+        say("services stopped from elsewhere (`make stop`)")
     except KeyboardInterrupt:
         pass
     finally:
-        say(f"stopping: {', '.join(stop_all())}")
+        stopped = stop_all()
+        if stopped:
+            say(f"stopping: {', '.join(stopped)}")
     return 0
+
+
+def wait_until_stopped(poll_s: float = 1.0) -> None:
+    """Block while any service's pid file exists: `make stop` in another terminal removes
+    them, and this process then exits instead of waiting for a signal that never comes."""
+    while RUN_DIR.exists() and any(RUN_DIR.glob("*.pid")):
+        time.sleep(poll_s)
 
 
 def summary(cfg: DemoConfig, env: dict[str, str], maildir: Path, t0: float) -> None:
