@@ -119,6 +119,7 @@ def _open_csv_stream(path: Path, fmt: InputFormat) -> pa.NativeFile:
 
 
 INFLATE_CHUNK = 1024 * 1024
+DISK_CHECK_EVERY = 64 * INFLATE_CHUNK
 
 
 def _inflate(src: Path, dest: Path, limits: ScoreLimits) -> None:
@@ -131,6 +132,7 @@ def _inflate(src: Path, dest: Path, limits: ScoreLimits) -> None:
     result natively. Memory stays at one chunk whatever the compression ratio.
     """
     written, pending, member_open = 0, b"", False
+    next_disk_check = DISK_CHECK_EVERY
     try:
         with open(src, "rb") as fin, open(dest, "wb") as fout:
             inflater = zlib.decompressobj(wbits=31)
@@ -148,12 +150,28 @@ def _inflate(src: Path, dest: Path, limits: ScoreLimits) -> None:
                 limits.check_decompressed(written)
                 limits.check_time()
                 fout.write(out)
-                if written // (64 * INFLATE_CHUNK) != (written - len(out)) // (64 * INFLATE_CHUNK):
+                if written >= next_disk_check:
                     check_free_disk(dest.parent, limits.min_free_disk_bytes)
+                    next_disk_check += DISK_CHECK_EVERY
         if member_open:
             raise ApiError(400, "corrupt gzip stream: the file ends in the middle of a member")
     except zlib.error as exc:
         raise ApiError(400, f"corrupt gzip stream: {exc}") from None
+
+
+@contextlib.contextmanager
+def _native_csv(src: Path, fmt: InputFormat, dest: Path, limits: ScoreLimits) -> Iterator[Path]:
+    """The upload as a plain CSV file pyarrow reads natively: ``src`` itself, or a gzip upload
+    inflated beside ``dest`` and removed afterwards, whatever happens."""
+    if fmt is not InputFormat.CSV_GZIP:
+        yield src
+        return
+    inflated = dest.with_name(f"{dest.name}.inflated.csv")
+    try:
+        _inflate(src, inflated, limits)
+        yield inflated
+    finally:
+        inflated.unlink(missing_ok=True)
 
 
 def read_csv_header(path: Path, fmt: InputFormat) -> list[str]:
@@ -438,6 +456,32 @@ def escape_formulas(array: pa.Array) -> pa.Array:
     return pc.if_else(risky, pc.binary_join_element_wise("'", array, ""), array)
 
 
+def _result_batch(
+    keys: dict[str, pa.Array],
+    scores: np.ndarray,
+    flags: np.ndarray,
+    model: LoadedModel,
+    extra: tuple[str, pa.Array] | None = None,
+) -> pa.RecordBatch:
+    """The columns CSV and Parquet results share: the keys, the signature's outputs by their
+    contract names (a NaN score, a warm-up row left unscored, becomes null), and the version
+    and threshold per row: a CSV has nowhere else to carry them, and they keep results of
+    different versions apart once files are concatenated."""
+    n = len(scores)
+    columns = [
+        *keys.values(),
+        pa.array(scores.astype(np.float32, copy=False), from_pandas=True),
+        pa.array(flags, pa.bool_()),
+        pa.array(np.full(n, model.version, dtype=np.int64)),
+        pa.array(np.full(n, model.threshold, dtype=np.float32)),
+    ]
+    names = [*keys, SCORE_OUTPUT, FLAG_OUTPUT, "model_version", "threshold"]
+    if extra is not None:
+        names.append(extra[0])
+        columns.append(extra[1])
+    return pa.RecordBatch.from_arrays(columns, names=names)
+
+
 class _CsvWriter:
     def __init__(
         self, path: Path, model: LoadedModel, escape: bool = False, explain: bool = False
@@ -455,20 +499,13 @@ class _CsvWriter:
         flags: np.ndarray,
         explained: list | None = None,
     ) -> None:
-        n = len(scores)
-        key_columns = [escape_formulas(k) if self.escape else k for k in keys.values()]
-        # from_pandas: a NaN score (a warm-up row, unscored) is written as an empty cell.
-        columns = [*key_columns, pa.array(scores, from_pandas=True), pa.array(flags)]
-        # Per-row version/threshold: a CSV has nowhere else to carry them, and it keeps
-        # results from different versions distinguishable once files are concatenated.
-        columns.append(pa.array(np.full(n, self.model.version, dtype=np.int64)))
-        columns.append(pa.array(np.full(n, self.model.threshold, dtype=np.float32)))
-        # Result columns carry the signature's output names (docs/model-contract.md).
-        names = [*keys, SCORE_OUTPUT, FLAG_OUTPUT, "model_version", "threshold"]
+        if self.escape:
+            keys = {name: escape_formulas(column) for name, column in keys.items()}
+        extra = None
         if self.explain:
-            columns.append(pa.array(explain_lib.as_csv_cells(explained or [None] * n), pa.string()))
-            names.append("top_features")
-        batch = pa.RecordBatch.from_arrays(columns, names=names)
+            cells = explain_lib.as_csv_cells(explained or [None] * len(scores))
+            extra = ("top_features", pa.array(cells, pa.string()))
+        batch = _result_batch(keys, scores, flags, self.model, extra)
         if self._writer is None:
             self._writer = pacsv.CSVWriter(str(self.path), batch.schema)
         self._writer.write_batch(batch)
@@ -498,20 +535,11 @@ class _ParquetWriter:
         flags: np.ndarray,
         explained: list | None = None,
     ) -> None:
-        n = len(scores)
-        columns = [
-            *keys.values(),
-            pa.array(scores.astype(np.float32), from_pandas=True),
-            pa.array(flags, pa.bool_()),
-            pa.array(np.full(n, self.model.version, dtype=np.int64)),
-            pa.array(np.full(n, self.model.threshold, dtype=np.float32)),
-        ]
-        names = [*keys, SCORE_OUTPUT, FLAG_OUTPUT, "model_version", "threshold"]
+        extra = None
         if self.explain:
-            records = explain_lib.as_records(explained or [None] * n)
-            columns.append(pa.array(records, self._EXPLANATION))
-            names.append("top_features")
-        batch = pa.RecordBatch.from_arrays(columns, names=names)
+            records = explain_lib.as_records(explained or [None] * len(scores))
+            extra = ("top_features", pa.array(records, self._EXPLANATION))
+        batch = _result_batch(keys, scores, flags, self.model, extra)
         if self._writer is None:
             metadata = {
                 b"anomalyops.model_version": str(self.model.version).encode(),
@@ -644,101 +672,64 @@ def score_file(
         )
     header = read_header(src, fmt)
     keys = plan_columns(header, model)
-    inflated: Path | None = None
-    if fmt is InputFormat.PARQUET:
-        _check_parquet_rows(src, limits)
-        batches = _iter_parquet(src, model, keys, parquet_batch_rows)
-    else:
-        if fmt is InputFormat.CSV_GZIP:
-            inflated = dest.with_name(f"{dest.name}.inflated.csv")
-            try:
-                _inflate(src, inflated, limits)
-            except BaseException:
-                inflated.unlink(missing_ok=True)
-                raise
-            src = inflated
-        batches = _iter_csv(src, model, header, keys, csv_block_bytes, limits)
-    try:
-        return _score_batches(
-            batches,
-            keys,
-            model,
-            dest,
-            out_format,
-            limits,
-            explain,
-            warmup,
-            on_progress,
-            started,
-            on_scores,
-        )
-    finally:
-        if inflated is not None:
-            inflated.unlink(missing_ok=True)
-
-
-def _score_batches(
-    batches: Iterator[pa.RecordBatch],
-    keys: list[str],
-    model: LoadedModel,
-    dest: Path,
-    out_format: OutputFormat,
-    limits: ScoreLimits,
-    explain: int,
-    warmup: bool,
-    on_progress: ProgressCallback | None,
-    started: float,
-    on_scores: ScoresCallback | None = None,
-) -> ScoreResult:
-    if out_format is OutputFormat.CSV:
-        sink = _CsvWriter(dest, model, limits.escape_formulas, explain=bool(explain))
-    elif out_format is OutputFormat.PARQUET:
-        sink = _ParquetWriter(dest, model, explain=bool(explain))
-    else:
-        sink = _JsonWriter(dest, model)
-    writer = _WriterThread(sink)
-    stream = _temporal_stream(model)
-    rows = 0
-    try:
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            limits.check_rows(rows + batch.num_rows)
-            features = _features(batch, model.feature_names, rows)
-            if stream is not None:  # a temporal spec: derived columns from preceding rows
-                features, ready = _temporal(stream, batch, keys, features, rows, warmup)
-            scores, flags, contributions = model.predict_explained(features, bool(explain))
-            if stream is not None and not ready.all():
-                scores = np.where(ready, scores, np.nan).astype(np.float32)
-                flags = np.where(ready, flags, None)
-            explained = None
-            if contributions is not None:
-                explained = explain_lib.top_features(
-                    contributions, flags, model.spec.model_columns, explain
+    with contextlib.ExitStack() as stack:
+        if fmt is InputFormat.PARQUET:
+            _check_parquet_rows(src, limits)
+            batches = _iter_parquet(src, model, keys, parquet_batch_rows)
+        else:
+            csv_path = stack.enter_context(_native_csv(src, fmt, dest, limits))
+            batches = _iter_csv(csv_path, model, header, keys, csv_block_bytes, limits)
+        if out_format is OutputFormat.CSV:
+            sink = _CsvWriter(dest, model, limits.escape_formulas, explain=bool(explain))
+        elif out_format is OutputFormat.PARQUET:
+            sink = _ParquetWriter(dest, model, explain=bool(explain))
+        else:
+            sink = _JsonWriter(dest, model)
+        writer = _WriterThread(sink)
+        stream = _temporal_stream(model)
+        rows = 0
+        try:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                limits.check_rows(rows + batch.num_rows)
+                features = _features(batch, model.feature_names, rows)
+                if stream is not None:  # a temporal spec: derived columns from preceding rows
+                    features, ready = _temporal(stream, batch, keys, features, rows, warmup)
+                scores, flags, contributions = model.predict_explained(features, bool(explain))
+                if stream is not None and not ready.all():
+                    scores = np.where(ready, scores, np.nan).astype(np.float32)
+                    flags = np.where(ready, flags, None)
+                explained = None
+                if contributions is not None:
+                    explained = explain_lib.top_features(
+                        contributions, flags, model.spec.model_columns, explain
+                    )
+                writer.write(
+                    {k: batch.column(i) for i, k in enumerate(keys)}, scores, flags, explained
                 )
-            writer.write({k: batch.column(i) for i, k in enumerate(keys)}, scores, flags, explained)
-            if on_scores is not None:
-                on_scores(scores, flags)
-            rows += batch.num_rows
-            limits.check_result(dest)
-            limits.check_time()
-            if on_progress is not None:
-                on_progress(rows)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
-    limits.check_result(dest)
-    if rows == 0:
-        raise ApiError(422, "the file has a header but no data rows")
-    return ScoreResult(
-        rows=rows,
-        model_version=model.version,
-        threshold=model.threshold,
-        output_path=dest,
-        output_format=out_format,
-        seconds=time.perf_counter() - started,
-    )
+                if on_scores is not None:
+                    on_scores(scores, flags)
+                rows += batch.num_rows
+                limits.check_result(dest)
+                limits.check_time()
+                if on_progress is not None:
+                    on_progress(rows)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        limits.check_result(dest)
+        if rows == 0:
+            raise ApiError(422, "the file has a header but no data rows")
+        return ScoreResult(
+            rows=rows,
+            model_version=model.version,
+            threshold=model.threshold,
+            output_path=dest,
+            output_format=out_format,
+            seconds=time.perf_counter() - started,
+        )
 
 
 def _temporal_stream(model: LoadedModel):
@@ -788,8 +779,6 @@ def count_rows_estimate(src: Path, fmt: InputFormat) -> int | None:
             return pq.ParquetFile(str(src)).metadata.num_rows
         except (pa.ArrowException, OSError, RuntimeError):
             return None
-    import zlib
-
     try:
         size = src.stat().st_size
         with open(src, "rb") as f:
