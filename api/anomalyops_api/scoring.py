@@ -482,15 +482,24 @@ def _result_batch(
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
-class _CsvWriter:
-    def __init__(
-        self, path: Path, model: LoadedModel, escape: bool = False, explain: bool = False
-    ) -> None:
+class _ArrowWriter:
+    """Appends each chunk's :func:`_result_batch` to a file opened on the first chunk; the
+    subclasses say how to open it and how to carry the explanations."""
+
+    def __init__(self, path: Path, model: LoadedModel, explain: bool = False) -> None:
         self.path = path
         self.model = model
-        self.escape = escape
         self.explain = explain
-        self._writer: pacsv.CSVWriter | None = None
+        self._writer = None
+
+    def _keys(self, keys: dict[str, pa.Array]) -> dict[str, pa.Array]:
+        return keys
+
+    def _explanations(self, explained: list) -> pa.Array:
+        raise NotImplementedError
+
+    def _open(self, schema: pa.Schema):
+        raise NotImplementedError
 
     def write(
         self,
@@ -499,15 +508,12 @@ class _CsvWriter:
         flags: np.ndarray,
         explained: list | None = None,
     ) -> None:
-        if self.escape:
-            keys = {name: escape_formulas(column) for name, column in keys.items()}
         extra = None
         if self.explain:
-            cells = explain_lib.as_csv_cells(explained or [None] * len(scores))
-            extra = ("top_features", pa.array(cells, pa.string()))
-        batch = _result_batch(keys, scores, flags, self.model, extra)
+            extra = ("top_features", self._explanations(explained or [None] * len(scores)))
+        batch = _result_batch(self._keys(keys), scores, flags, self.model, extra)
         if self._writer is None:
-            self._writer = pacsv.CSVWriter(str(self.path), batch.schema)
+            self._writer = self._open(batch.schema)
         self._writer.write_batch(batch)
 
     def close(self) -> None:
@@ -515,44 +521,41 @@ class _CsvWriter:
             self._writer.close()
 
 
-class _ParquetWriter:
+class _CsvWriter(_ArrowWriter):
+    def __init__(
+        self, path: Path, model: LoadedModel, escape: bool = False, explain: bool = False
+    ) -> None:
+        super().__init__(path, model, explain)
+        self.escape = escape
+
+    def _keys(self, keys: dict[str, pa.Array]) -> dict[str, pa.Array]:
+        if not self.escape:
+            return keys
+        return {name: escape_formulas(column) for name, column in keys.items()}
+
+    def _explanations(self, explained: list) -> pa.Array:
+        return pa.array(explain_lib.as_csv_cells(explained), pa.string())
+
+    def _open(self, schema: pa.Schema) -> pacsv.CSVWriter:
+        return pacsv.CSVWriter(str(self.path), schema)
+
+
+class _ParquetWriter(_ArrowWriter):
     """Typed columns (keys as uploaded, float32 score, bool flag), one row group per chunk;
     the model version and threshold are columns as in CSV and also the file's key-value
     metadata. Explanations are a list of ``{feature, contribution}`` structs per row."""
 
     _EXPLANATION = pa.list_(pa.struct([("feature", pa.string()), ("contribution", pa.float32())]))
 
-    def __init__(self, path: Path, model: LoadedModel, explain: bool = False) -> None:
-        self.path = path
-        self.model = model
-        self.explain = explain
-        self._writer: pq.ParquetWriter | None = None
+    def _explanations(self, explained: list) -> pa.Array:
+        return pa.array(explain_lib.as_records(explained), self._EXPLANATION)
 
-    def write(
-        self,
-        keys: dict[str, pa.Array],
-        scores: np.ndarray,
-        flags: np.ndarray,
-        explained: list | None = None,
-    ) -> None:
-        extra = None
-        if self.explain:
-            records = explain_lib.as_records(explained or [None] * len(scores))
-            extra = ("top_features", pa.array(records, self._EXPLANATION))
-        batch = _result_batch(keys, scores, flags, self.model, extra)
-        if self._writer is None:
-            metadata = {
-                b"anomalyops.model_version": str(self.model.version).encode(),
-                b"anomalyops.threshold": repr(self.model.threshold).encode(),
-            }
-            self._writer = pq.ParquetWriter(
-                str(self.path), batch.schema.with_metadata(metadata), compression="zstd"
-            )
-        self._writer.write_batch(batch)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        metadata = {
+            b"anomalyops.model_version": str(self.model.version).encode(),
+            b"anomalyops.threshold": repr(self.model.threshold).encode(),
+        }
+        return pq.ParquetWriter(str(self.path), schema.with_metadata(metadata), compression="zstd")
 
 
 class _JsonWriter:
@@ -597,7 +600,7 @@ class _WriterThread:
 
     _DONE = object()
 
-    def __init__(self, writer: _CsvWriter | _ParquetWriter | _JsonWriter) -> None:
+    def __init__(self, writer: _ArrowWriter | _JsonWriter) -> None:
         self._writer = writer
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
