@@ -80,7 +80,7 @@ def base_env(root: Path, rows: int, epochs: int, days: int) -> dict[str, str]:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
-    from anomalyops.airflow_env import airflow_env
+    from anomalyops_airflow.env import airflow_env
 
     saved = dict(os.environ)
     os.environ.clear()
@@ -99,11 +99,11 @@ def base_env(root: Path, rows: int, epochs: int, days: int) -> dict[str, str]:
 def setup_size(size_dir: Path, rows: int, days: int, modes: list[str]) -> None:
     """Write the lake, register the earlier days as spans, compile one IR per mode root."""
     from anomalyops.lake import Lake, Zone
-    from anomalyops.orchestration import ir
-    from anomalyops.orchestration.launcher import no_ephemeral_sdist
     from anomalyops.settings import Settings
     from anomalyops.sources.simulator import SimulatorConfig, simulate_day
     from anomalyops.spec import load_spec
+    from anomalyops_airflow import ir
+    from anomalyops_airflow.launcher import no_ephemeral_sdist
 
     env = base_env(size_dir / "seed", rows, 3, days)
     os.environ.update({k: v for k, v in env.items() if k.startswith("ANOMALYOPS_")})

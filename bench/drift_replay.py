@@ -54,8 +54,8 @@ def child(
     """One scenario, in this process: Airflow must be configured before it is imported."""
     import socket
 
-    from anomalyops.airflow_env import airflow_env
-    from anomalyops.mail_sink import MailSink
+    from anomalyops_airflow.env import airflow_env
+    from anomalyops_devtools.mail_sink import MailSink
 
     with socket.socket() as probe:  # a free loopback port for this scenario's mail sink
         probe.bind(("127.0.0.1", 0))

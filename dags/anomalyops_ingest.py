@@ -13,46 +13,38 @@ Every day (catch-up on, so a backfill over a date range works):
    previous validated day). Writes `reports/ds=<YYYY-MM-DD>/gate.json`; moves no data.
 4. **decide** - branches on the recorded decision:
    - **promote** (pass, or valid but drifted under the `warn` policy) copies the day to
-     `validated/` and updates the `anomalyops://lake/validated` Dataset, which triggers
+     `validated/` and updates the `x-anomalyops://lake/validated` Dataset, which triggers
      training; **notify_drift** then emails drift warnings (skipped when there are none).
    - **quarantine** (invalid data, or drift under the `block` policy) moves the day to
      `quarantine/` with `reason.json`, emails the alert and fails the run. Nothing trains on it;
      `anomalyops readmit <YYYY-MM-DD>` re-admits it after a fix.
 
-Any failed task emails an alert with its log location (`anomalyops.alerts`). Tasks read the
+Any failed task emails an alert with its log location (`anomalyops_airflow.alerting`). Tasks read the
 logical date (`ds`) from Airflow. Re-running a day replaces its partitions and report.
 See docs/validation.md.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow import DAG
 from airflow.operators.python import BranchPythonOperator, PythonOperator
 
-from anomalyops import alerts, tasks
-from anomalyops.datasets import VALIDATED
-from anomalyops.settings import get_settings
+from anomalyops_airflow import alerting, dag_builder, tasks
+from anomalyops_airflow.datasets import VALIDATED
 
-settings = get_settings()
+settings = dag_builder.dag_settings()
 
 with DAG(
     dag_id="anomalyops_ingest",
     description="Land and ingest one day of data into the lake",
     schedule="@daily",
-    start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.timezone.utc),
+    start_date=dag_builder.start_date(settings),
     catchup=True,
     # One day at a time: each day's drift check compares with the previous validated day.
     max_active_runs=1,
-    default_args={
-        "owner": "anomalyops",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=10),
-        "on_failure_callback": alerts.on_failure_callback,
-    },
+    default_args=dag_builder.default_args(
+        settings, on_failure_callback=alerting.on_failure_callback
+    ),
     tags=["anomalyops", "ingestion"],
     doc_md=__doc__,
 ) as dag:

@@ -6,7 +6,7 @@ days: ExampleGen over the lake window, statistics, the imported schema, ExampleV
 anomalies gate, Transform, Trainer, the evaluation gate (blessing), the atomic Pusher and the
 serving notifier.
 
-- **Scheduled on the validated-data Dataset** (`anomalyops://lake/validated`): one run whenever
+- **Scheduled on the validated-data Dataset** (`x-anomalyops://lake/validated`): one run whenever
   new days were validated. Dataset events that arrive while a run is active are coalesced
   into one next run, so a backfill of many days queues one training over the window, not one
   per day (`max_active_runs=1`, `catchup=False`).
@@ -25,16 +25,12 @@ See docs/orchestration.md.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow import DAG
 
-from anomalyops import alerts, tasks
-from anomalyops.datasets import VALIDATED
-from anomalyops.orchestration import airflow_dag, ir
-from anomalyops.settings import get_settings
+from anomalyops_airflow import alerting, dag_builder, ir, tasks
+from anomalyops_airflow.datasets import VALIDATED
 
-settings = get_settings()
+settings = dag_builder.dag_settings()
 status = ir.project_status(settings)
 
 with DAG(
@@ -43,15 +39,17 @@ with DAG(
     if status.fresh
     else status.message,
     schedule=[VALIDATED],
-    start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.timezone.utc),
+    start_date=dag_builder.start_date(settings),
     catchup=False,
     max_active_runs=1,
-    max_active_tasks=airflow_dag.max_active_tasks(settings),
-    default_args=airflow_dag.default_args(settings, on_failure_callback=alerts.on_failure_callback),
+    max_active_tasks=dag_builder.max_active_tasks(settings),
+    default_args=dag_builder.default_args(
+        settings, on_failure_callback=alerting.on_failure_callback
+    ),
     tags=["anomalyops", "training", "tfx"],
     doc_md=__doc__,
 ) as dag:
-    airflow_dag.add_pipeline_tasks(
+    dag_builder.add_pipeline_tasks(
         ir.compiled_pipeline(settings),
         status,
         check_callable=tasks.check_compiled_pipeline,

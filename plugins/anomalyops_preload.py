@@ -1,12 +1,12 @@
 """Airflow plugin: preload TensorFlow/TFX in the scheduler process (see
-``anomalyops.orchestration.preload``). Inert unless ``ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW``
+``anomalyops_airflow.preload``). Inert unless ``ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW``
 is true, the process is ``airflow scheduler`` and ``AIRFLOW__CORE__LAZY_LOAD_PLUGINS=False``."""
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from anomalyops.orchestration.preload import preload_if_wanted
+from anomalyops_airflow.preload import preload_if_wanted
 
 preload_if_wanted()
 

@@ -13,7 +13,7 @@ import pytest
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="anomalyops-tests-"))
 # Airflow reads its configuration when first imported, so this must run at collection time.
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
-from anomalyops.airflow_env import airflow_env  # noqa: E402
+from anomalyops_airflow.env import airflow_env  # noqa: E402
 
 os.environ.update(airflow_env(_SESSION_DIR / "airflow"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -47,7 +47,7 @@ def gx_copy(tmp_path_factory) -> Path:
 @pytest.fixture
 def mail_sink(tmp_path):
     """A real SMTP server (aiosmtpd) on a free loopback port, stopped afterwards."""
-    from anomalyops.mail_sink import MailSink
+    from anomalyops_devtools.mail_sink import MailSink
 
     with MailSink(tmp_path / "mail", "127.0.0.1", free_port()) as sink:
         yield sink
@@ -55,8 +55,8 @@ def mail_sink(tmp_path):
 
 def point_smtp_at(monkeypatch, port: int) -> None:
     """Point our SMTP settings, and Airflow's [smtp] derived from them, at a loopback port."""
-    from anomalyops.airflow_env import smtp_airflow_env
     from anomalyops.settings import SmtpSettings, get_settings
+    from anomalyops_airflow.env import smtp_airflow_env
 
     monkeypatch.setenv("ANOMALYOPS_SMTP__HOST", "127.0.0.1")
     monkeypatch.setenv("ANOMALYOPS_SMTP__PORT", str(port))

@@ -20,7 +20,7 @@ IR_FIXTURE = REPO_ROOT / "tests" / "unit" / "orchestration" / "fixtures" / "toy_
 @pytest.fixture
 def compiled(settings_env):
     """A fresh compiled pipeline (the toy IR's JSON) for the current settings."""
-    from anomalyops.orchestration import ir
+    from anomalyops_airflow import ir
 
     settings = settings_env()
     target = ir.compiled_pipeline(settings)
@@ -43,7 +43,7 @@ def _load(airflow_db):
 
 
 def test_shape_schedule_and_policies(airflow_db, compiled):
-    from anomalyops.datasets import VALIDATED
+    from anomalyops_airflow.datasets import VALIDATED
 
     dag = _load(airflow_db)
     assert set(dag.task_ids) == {

@@ -96,7 +96,7 @@ def env(airflow_db, tmp_path_factory):
     e = Env(tmp_path_factory.mktemp("train_dag"), mp)
     for _ in range(2):
         e.add_validated_day()
-    from anomalyops.orchestration import ir
+    from anomalyops_airflow import ir
 
     ir.compile_project_pipeline(e.settings)
     assert ir.project_status(e.settings).fresh
@@ -210,7 +210,7 @@ def test_run_2_stale_compiled_pipeline_fails_before_any_node(env):
 
 
 def test_run_3_compares_with_the_blessed_model_and_does_not_push_a_worse_one(env, run_1_model_uri):
-    from anomalyops.orchestration import ir
+    from anomalyops_airflow import ir
 
     ir.compile_project_pipeline(env.settings)
     before = env.versions()

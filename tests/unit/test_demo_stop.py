@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from anomalyops import demo
+from anomalyops_devtools import demo
 
 pytestmark = pytest.mark.unit
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from anomalyops.cli import main
 from anomalyops.settings import PROJECT_ROOT
 from anomalyops.spec import FeatureSpecError, load_spec, parse_spec
+from anomalyops_cli.main import main
 
 pytestmark = pytest.mark.unit
 

@@ -48,6 +48,18 @@ def span_of(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days
 
 
+def backfill_days(settings: Settings, until: dt.date | None = None) -> list[dt.date]:
+    """Validated days before the newest (or ``until``) that fill the training window."""
+    from anomalyops.lake import Lake, Zone
+
+    days = Lake(settings.lake_root).partitions(Zone.VALIDATED)
+    if not days:
+        return []
+    last = until or days[-1]
+    first = last - dt.timedelta(days=settings.training.window_days - 1)
+    return [d for d in days if first <= d < last]
+
+
 def metadata_connection_config(settings: Settings) -> metadata_store_pb2.ConnectionConfig:
     """ML Metadata connection: SQLite at ``settings.mlmd_path`` unless a server URL is set.
 

@@ -61,9 +61,9 @@ def _beam_specs(ir) -> dict[str, list[str]]:
 def test_runner_arguments_reach_every_beam_component(runner, settings_env, monkeypatch):
     from tfx.dsl.components.base import executor_spec
 
-    from anomalyops.orchestration import ir as ir_mod
-    from anomalyops.orchestration.launcher import beam_runs_in_process
     from anomalyops.spec import load_spec
+    from anomalyops_airflow import ir as ir_mod
+    from anomalyops_airflow.launcher import beam_runs_in_process
     from anomalyops_tfx.pipeline import create_pipeline
 
     args = RUNNERS[runner]
@@ -93,8 +93,8 @@ def test_runner_arguments_reach_every_beam_component(runner, settings_env, monke
 
 
 def test_the_default_runner_is_in_process(settings_env):
-    from anomalyops.orchestration.launcher import beam_runs_in_process
     from anomalyops.settings import DEFAULT_BEAM_ARGS
+    from anomalyops_airflow.launcher import beam_runs_in_process
 
     assert settings_env().beam_args == DEFAULT_BEAM_ARGS
     assert beam_runs_in_process(DEFAULT_BEAM_ARGS)

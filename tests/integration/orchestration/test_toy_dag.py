@@ -21,7 +21,7 @@ TOY_SOURCE = Path(toy_pipeline.__file__)
 
 
 def check_toy_compiled(compiled_dir: str) -> None:
-    from anomalyops.orchestration import ir
+    from anomalyops_airflow import ir
 
     compiled = ir.CompiledPipeline(Path(compiled_dir), toy_pipeline.PIPELINE_NAME)
     status = ir.check(compiled, ir.compute_fingerprint(files=[TOY_SOURCE]))
@@ -31,8 +31,8 @@ def check_toy_compiled(compiled_dir: str) -> None:
 
 @pytest.fixture(scope="module")
 def toy(airflow_db, tmp_path_factory):
-    from anomalyops.orchestration import ir
     from anomalyops.settings import get_settings
+    from anomalyops_airflow import ir
 
     tmp = tmp_path_factory.mktemp("toy")
     data = tmp / "data"
@@ -65,8 +65,7 @@ def toy(airflow_db, tmp_path_factory):
 def _build_dag(compiled):
     from airflow import DAG
 
-    from anomalyops import tasks
-    from anomalyops.orchestration import airflow_dag, ir
+    from anomalyops_airflow import dag_builder, ir, tasks
 
     status = ir.check(compiled, ir.compute_fingerprint(files=[TOY_SOURCE]))
     assert status.fresh, status.message
@@ -76,7 +75,7 @@ def _build_dag(compiled):
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
         default_args={"owner": "test", "retries": 1, "retry_delay": dt.timedelta(seconds=1)},
     ) as dag:
-        airflow_dag.add_pipeline_tasks(
+        dag_builder.add_pipeline_tasks(
             compiled,
             status,
             check_callable=check_toy_compiled,

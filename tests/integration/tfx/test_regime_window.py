@@ -29,7 +29,7 @@ def test_window_restarts_at_the_day_the_gate_scored_as_a_sudden_shift(tmp_path):
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.types import artifact_utils
 
-    from anomalyops.orchestration.launcher import no_ephemeral_sdist
+    from anomalyops_airflow.launcher import no_ephemeral_sdist
     from anomalyops_tfx.components.regime_window.logic import DRIFT_SCORE_PROPERTY
     from anomalyops_tfx.components.regime_window.strategy import RegimeWindowStrategy
     from anomalyops_tfx.pipeline import (

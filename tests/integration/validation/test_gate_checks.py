@@ -9,12 +9,12 @@ import json
 import pandas as pd
 import pytest
 
-from anomalyops import alerts, tasks
 from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
 from anomalyops.spec import load_spec
 from anomalyops.validation import gate as g
 from anomalyops.validation import report
+from anomalyops_airflow import alerting, tasks
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def test_gate_catches_bad_values_and_quarantines_with_email(
     ), gate["tfdv"]["anomalies"]
     with pytest.raises(Exception, match="quarantined \\(alert sent\\)") as info:
         tasks.quarantine(DAY.isoformat(), dag=None, run_id="manual__x", logical_date=DAY)
-    assert getattr(info.value, alerts.ALERTED_ATTR)
+    assert getattr(info.value, alerting.ALERTED_ATTR)
     assert lake.partitions(Zone.QUARANTINE) == [DAY] and lake.partitions(Zone.RAW) == []
     reason = report.read_reason(lake, DAY)
     assert reason["stage"] == "gate" and victim_failures(
@@ -98,7 +98,7 @@ def test_unreadable_days_fail_ingest_and_the_callback_emails_the_problems(
     class TI:  # what the callback reads from Airflow's task instance
         dag_id, task_id, try_number, log_url = "anomalyops_ingest", "ingest", 1, "http://ui/log"
 
-    alerts.on_failure_callback(
+    alerting.on_failure_callback(
         {"exception": info.value, "task_instance": TI(), "ds": DAY.isoformat(), "run_id": "r"}
     )
     (msg,) = mail_sink.wait_for(1)
@@ -207,9 +207,9 @@ def test_committed_schema_fits_the_spec():
 
 
 def test_schema_infer_command_writes_a_schema_that_fits(tmp_path):
-    from anomalyops.cli import main
     from anomalyops.settings import Settings
     from anomalyops.validation import schema
+    from anomalyops_cli.main import main
 
     out = tmp_path / "schema.pbtxt"
     assert main(["schema", "infer", "--days", "2", "--rows", "288", "--output", str(out)]) == 0

@@ -43,7 +43,7 @@ def dataset_events(day: dt.date) -> list[dict]:
     from airflow.models.dataset import DatasetEvent, DatasetModel
     from airflow.utils.session import create_session
 
-    from anomalyops.datasets import VALIDATED
+    from anomalyops_airflow.datasets import VALIDATED
 
     with create_session() as session:
         rows = (
@@ -184,8 +184,8 @@ def test_smtp_down_still_records_quarantines_and_fails(dag, gate_env, monkeypatc
 
 def test_dag_wiring(dag):
     """The gate sits after ingest; promote announces the Dataset; every task alerts on failure."""
-    from anomalyops import alerts
-    from anomalyops.datasets import VALIDATED
+    from anomalyops_airflow import alerting
+    from anomalyops_airflow.datasets import VALIDATED
 
     assert dag.task_dict["ingest"].downstream_task_ids == {"validate"}
     assert dag.task_dict["decide"].downstream_task_ids == {"promote", "quarantine"}
@@ -193,6 +193,6 @@ def test_dag_wiring(dag):
     assert dag.task_dict["promote"].outlets == [VALIDATED]
     for task in dag.tasks:
         assert task.on_failure_callback in (
-            alerts.on_failure_callback,
-            [alerts.on_failure_callback],
+            alerting.on_failure_callback,
+            [alerting.on_failure_callback],
         ), task.task_id

@@ -271,7 +271,7 @@ def _copied_dirs(dockerfile: Path) -> list[str]:
 
 
 def test_commands_the_init_script_runs_exist_in_the_cli():
-    from anomalyops.cli import build_parser
+    from anomalyops_cli.main import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
@@ -333,9 +333,9 @@ def test_every_project_variable_names_a_real_setting(compose):
 
 def test_pipeline_environment_is_accepted_by_settings(compose, monkeypatch):
     """Each Airflow container's ANOMALYOPS_* environment builds a valid production Settings."""
-    from anomalyops.airflow_env import smtp_airflow_env
-    from anomalyops.orchestration import ir
     from anomalyops.settings import DEFAULT_BEAM_ARGS, Settings
+    from anomalyops_airflow import ir
+    from anomalyops_airflow.env import smtp_airflow_env
 
     compiled_from = set()
     for name in AIRFLOW_SERVICES:
@@ -431,7 +431,7 @@ def test_task_logs_land_on_the_logs_volume(compose, monkeypatch):
     """airflow-env puts task logs in $AIRFLOW_HOME/logs: that must be the shared volume."""
     import os
 
-    from anomalyops.airflow_env import airflow_env
+    from anomalyops_airflow.env import airflow_env
 
     for key in list(os.environ):
         if key.startswith("AIRFLOW"):

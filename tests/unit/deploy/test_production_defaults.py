@@ -92,7 +92,7 @@ def test_no_script_puts_the_admin_password_on_a_command_line():
     ]
     for script in scripts:
         assert not _PASSWORD_FLAG.search(script.read_text()), script
-    demo = (REPO_ROOT / "src" / "anomalyops" / "demo.py").read_text()
+    demo = (REPO_ROOT / "src" / "anomalyops_devtools" / "demo.py").read_text()
     block = demo.split('"users",', 1)[1].split("check=False", 1)[0]
     assert '"-p"' not in block and '"--password"' not in block
 

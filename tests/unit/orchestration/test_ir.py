@@ -8,7 +8,7 @@ import sys
 import pytest
 from google.protobuf import struct_pb2
 
-from anomalyops.orchestration import ir
+from anomalyops_airflow import ir
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from anomalyops.orchestration import launcher
+from anomalyops_airflow import launcher
 
 pytestmark = pytest.mark.unit
 

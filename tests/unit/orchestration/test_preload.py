@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from anomalyops.orchestration import preload
+from anomalyops_airflow import preload
 
 pytestmark = pytest.mark.unit
 

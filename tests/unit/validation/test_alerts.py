@@ -6,8 +6,9 @@ from html import escape
 import pytest
 
 from anomalyops import alerts
-from anomalyops.airflow_env import smtp_airflow_env
 from anomalyops.settings import Settings, SmtpSettings
+from anomalyops_airflow import alerting
+from anomalyops_airflow.env import smtp_airflow_env
 
 pytestmark = pytest.mark.unit
 
@@ -161,17 +162,17 @@ def test_send_to_a_closed_port_returns_a_failed_record(monkeypatch):
     for key, value in smtp_airflow_env(SmtpSettings(port=port)).items():
         monkeypatch.setenv(key, value)
     settings = Settings(smtp=SmtpSettings(port=port))
-    record = alerts.send(alerts.render_gate_email(GATE, settings), settings)
+    record = alerting.send(alerts.render_gate_email(GATE, settings), settings)
     assert record["sent"] is False and "ConnectionRefusedError" in record["error"]
     assert record["server"] == f"127.0.0.1:{port}" and record["to"] == ["ops@localhost"]
 
 
 def test_callback_stays_quiet_when_the_task_already_alerted(monkeypatch):
     sent = []
-    monkeypatch.setattr(alerts, "send", lambda *a, **k: sent.append(a))
+    monkeypatch.setattr(alerting, "send", lambda *a, **k: sent.append(a))
     exc = RuntimeError("quarantined")
-    setattr(exc, alerts.ALERTED_ATTR, True)
-    alerts.on_failure_callback({"exception": exc})
+    setattr(exc, alerting.ALERTED_ATTR, True)
+    alerting.on_failure_callback({"exception": exc})
     assert sent == []
 
 

@@ -15,9 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
-from anomalyops.lake import Lake, Zone
 from anomalyops.settings import Settings, get_settings
 from anomalyops.spec import load_spec
+from anomalyops_tfx.pipeline import backfill_days
 
 log = logging.getLogger("anomalyops_tfx.local_runner")
 
@@ -26,16 +26,6 @@ def _prepare(settings: Settings) -> None:
     Path(settings.pipeline_root).mkdir(parents=True, exist_ok=True)
     if settings.training.metadata_db_url is None:
         Path(settings.mlmd_path).parent.mkdir(parents=True, exist_ok=True)
-
-
-def backfill_days(settings: Settings, until: dt.date | None = None) -> list[dt.date]:
-    """Validated days before the newest (or ``until``) that fill the training window."""
-    days = Lake(settings.lake_root).partitions(Zone.VALIDATED)
-    if not days:
-        return []
-    last = until or days[-1]
-    first = last - dt.timedelta(days=settings.training.window_days - 1)
-    return [d for d in days if first <= d < last]
 
 
 def run(

@@ -51,8 +51,8 @@ def decide(ds: str) -> str:
 
 def promote(ds: str, outlet_events=None) -> dict:
     """Copy raw -> validated; the task's Dataset outlet then tells training about the day."""
-    from anomalyops.datasets import VALIDATED
     from anomalyops.validation.gate import promote as _promote
+    from anomalyops_airflow.datasets import VALIDATED
 
     result = _promote(ds, get_settings())
     if outlet_events is not None:
@@ -69,14 +69,17 @@ def quarantine(ds: str, **context) -> dict:
     from anomalyops.validation import report
     from anomalyops.validation.gate import quarantine as _quarantine
     from anomalyops.validation.report_model import GateReport
+    from anomalyops_airflow import alerting
 
     settings = get_settings()
     gate = GateReport.model_validate(_quarantine(ds, settings))
-    delivery = alerts.send(alerts.render_gate_email(gate, settings, **_run_info(context)), settings)
+    delivery = alerting.send(
+        alerts.render_gate_email(gate, settings, **_run_info(context)), settings
+    )
     report.update_gate(Lake(settings.lake_root), ds, alerts=[{"kind": "quarantine", **delivery}])
     sent = "alert sent" if delivery["sent"] else f"ALERT NOT SENT ({delivery['error']})"
     exc = AirflowFailException(f"{ds} quarantined ({sent}): " + "; ".join(gate.reasons[:10]))
-    setattr(exc, alerts.ALERTED_ATTR, True)
+    setattr(exc, alerting.ALERTED_ATTR, True)
     raise exc
 
 
@@ -88,20 +91,23 @@ def notify_drift(ds: str, **context) -> dict:
     from anomalyops.lake import Lake
     from anomalyops.validation import report
     from anomalyops.validation.report_model import Verdict
+    from anomalyops_airflow import alerting
 
     settings = get_settings()
     lake = Lake(settings.lake_root)
     gate = report.read_gate_report(lake, ds)
     if gate.decision != Verdict.WARN:
         raise AirflowSkipException(f"no drift to report for {ds} (decision {gate.decision})")
-    delivery = alerts.send(alerts.render_gate_email(gate, settings, **_run_info(context)), settings)
+    delivery = alerting.send(
+        alerts.render_gate_email(gate, settings, **_run_info(context)), settings
+    )
     report.update_gate(lake, ds, alerts=[{"kind": "drift", **delivery}])
     if not delivery["sent"]:
         exc = AirflowFailException(
             f"drift warning for {ds} could not be emailed: {delivery['error']} (the day was "
             "promoted; see gate.json)"
         )
-        setattr(exc, alerts.ALERTED_ATTR, True)  # the callback would fail the same way
+        setattr(exc, alerting.ALERTED_ATTR, True)  # the callback would fail the same way
         raise exc
     return {"ds": ds, "sent_to": delivery["to"]}
 
@@ -117,7 +123,7 @@ def _run_info(context: dict) -> dict:
 
 def check_compiled_pipeline() -> dict:
     """Fail the training run early when the compiled TFX pipeline is missing or stale."""
-    from anomalyops.orchestration import ir
+    from anomalyops_airflow import ir
 
     status = ir.project_status(get_settings())
     if not status.fresh:
@@ -129,7 +135,7 @@ def run_tfx_node(node_id: str, ir_path: str, run_id: str) -> dict:
     """Run one TFX node of the compiled pipeline; the Airflow run id is the TFX run id."""
     from airflow.exceptions import AirflowSkipException
 
-    from anomalyops.orchestration.launcher import run_node
+    from anomalyops_airflow.launcher import run_node
     from anomalyops_tfx.pipeline import metadata_connection_config
 
     settings = get_settings()
@@ -149,6 +155,6 @@ def run_tfx_node(node_id: str, ir_path: str, run_id: str) -> dict:
 
 def register_window_spans() -> list[str]:
     """Register the training window's validated days that no run has ingested yet."""
-    from anomalyops.orchestration.spans import register_missing_spans
+    from anomalyops_airflow.spans import register_missing_spans
 
     return register_missing_spans(get_settings())

@@ -25,8 +25,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anomalyops.airflow_env import airflow_env
 from anomalyops.settings import PROJECT_ROOT
+from anomalyops_airflow.env import airflow_env
 
 VAR = PROJECT_ROOT / "var"
 RUN_DIR = VAR / "run"

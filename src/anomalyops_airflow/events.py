@@ -18,7 +18,7 @@ def announce_validated(ds: str, path: str) -> str:
         from airflow.datasets.manager import dataset_manager
         from airflow.utils.session import create_session
 
-        from anomalyops.datasets import VALIDATED
+        from anomalyops_airflow.datasets import VALIDATED
 
         with create_session() as session:
             event = dataset_manager.register_dataset_change(

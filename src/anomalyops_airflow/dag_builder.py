@@ -1,7 +1,7 @@
 """Build Airflow tasks from a compiled TFX pipeline's JSON IR: one task per pipeline node.
 
 Reads the IR with plain ``json`` (no TFX, TensorFlow or protobuf import) so a DAG file built
-with it parses in well under a second. Each node task runs ``anomalyops.tasks.run_tfx_node``,
+with it parses in well under a second. Each node task runs ``anomalyops_airflow.tasks.run_tfx_node``,
 which launches that one node with TFX's portable launcher, using the Airflow run id as the TFX
 pipeline run id. A first task re-checks the compiled pipeline's fingerprint at run time.
 """
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.models.baseoperator import BaseOperator
 
-    from anomalyops.orchestration.ir import CompiledPipeline, Status
     from anomalyops.settings import Settings
+    from anomalyops_airflow.ir import CompiledPipeline, Status
 
 CHECK_TASK_ID = "check_compiled_pipeline"
 _TASK_ID_RE = re.compile(r"[^\w.-]")
@@ -142,6 +142,18 @@ def add_pipeline_tasks(
         else:
             first >> by_node[node.node_id]
     return tasks
+
+
+def dag_settings() -> Settings:
+    """The settings a DAG file is built with (environment, read at parse time)."""
+    from anomalyops.settings import get_settings
+
+    return get_settings()
+
+
+def start_date(settings: Settings) -> dt.datetime:
+    """``ANOMALYOPS_START_DATE`` as the UTC midnight Airflow schedules from."""
+    return dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.timezone.utc)
 
 
 def default_args(settings: Settings, **extra: Any) -> dict[str, Any]:

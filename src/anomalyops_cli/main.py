@@ -8,7 +8,7 @@ import sys
 
 
 def _cmd_airflow_env(args: argparse.Namespace) -> int:
-    from anomalyops.airflow_env import airflow_env
+    from anomalyops_airflow.env import airflow_env
 
     for key, value in airflow_env().items():
         print(f"export {key}={shlex.quote(value)}")
@@ -55,7 +55,7 @@ def _cmd_check_spec(args: argparse.Namespace) -> int:
 def _cmd_mail_sink(args: argparse.Namespace) -> int:
     import logging
 
-    from anomalyops.mail_sink import serve
+    from anomalyops_devtools.mail_sink import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
@@ -104,8 +104,8 @@ def _cmd_readmit(args: argparse.Namespace) -> int:
     import json
 
     from anomalyops.settings import get_settings
-    from anomalyops.validation.events import announce_validated
     from anomalyops.validation.gate import GateError, readmit
+    from anomalyops_airflow.events import announce_validated
 
     try:
         result = readmit(args.date, get_settings(), force=args.force, reason=args.reason)
@@ -120,8 +120,8 @@ def _cmd_readmit(args: argparse.Namespace) -> int:
 def _cmd_compile_pipeline(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from anomalyops.orchestration import ir
     from anomalyops.settings import get_settings
+    from anomalyops_airflow import ir
 
     settings = get_settings()
     if args.check:
@@ -136,7 +136,7 @@ def _cmd_compile_pipeline(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from anomalyops import demo
+    from anomalyops_devtools import demo
 
     return demo.main(
         [args.action, "--days", str(args.days), *(["--detach"] if args.detach else [])]

@@ -45,8 +45,7 @@ def registered_spans(settings: Settings) -> set[int]:
 
 def missing_days(settings: Settings) -> list[dt.date]:
     """Validated days of the window, before the newest, that are not registered spans yet."""
-    from anomalyops_tfx.pipeline import span_of
-    from anomalyops_tfx.runners.local_runner import backfill_days
+    from anomalyops_tfx.pipeline import backfill_days, span_of
 
     days = backfill_days(settings)
     if not days:
@@ -62,8 +61,8 @@ def register_missing_spans(settings: Settings) -> list[str]:
         return []
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-    from anomalyops.orchestration.launcher import beam_runs_in_process, no_ephemeral_sdist
     from anomalyops.spec import load_spec
+    from anomalyops_airflow.launcher import beam_runs_in_process, no_ephemeral_sdist
     from anomalyops_tfx.pipeline import create_ingest_pipeline
 
     spec = load_spec(settings.feature_spec_path)

@@ -30,7 +30,7 @@ PRELOAD_MODULES = (
     "tfx.components",
     "tfx.orchestration.portable.launcher",
     "tfx.orchestration.local.runner_utils",
-    "anomalyops.orchestration.launcher",
+    "anomalyops_airflow.launcher",
 )
 """Libraries only: the project's pipeline code (``anomalyops_tfx``) is imported by each task, so
 a change to it takes effect without restarting the scheduler; a TFX upgrade needs a restart."""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalyops.orchestration import airflow_dag, ir
-from anomalyops.orchestration.airflow_dag import CHECK_TASK_ID, IrFormatError
+from anomalyops_airflow import dag_builder, ir
+from anomalyops_airflow.dag_builder import CHECK_TASK_ID, IrFormatError
 
 pytestmark = pytest.mark.unit
 
@@ -21,15 +21,15 @@ def _noop(**_):
 
 
 def test_ir_nodes_reads_ids_types_and_upstream_in_order(toy_ir_json):
-    nodes = airflow_dag.ir_nodes(toy_ir_json)
+    nodes = dag_builder.ir_nodes(toy_ir_json)
     assert [n.node_id for n in nodes] == ["MakeData", "Train", "Push"]
     assert [n.upstream for n in nodes] == [(), ("MakeData",), ("Train",)]
     assert nodes[1].node_type == "toy.Train"
 
 
 def test_task_ids_are_sanitised_and_collisions_rejected(diamond_ir_json):
-    assert airflow_dag.task_id_for("my node/1") == "my_node_1"
-    assert airflow_dag.task_id_for("Trainer.v2-a") == "Trainer.v2-a"
+    assert dag_builder.task_id_for("my node/1") == "my_node_1"
+    assert dag_builder.task_id_for("Trainer.v2-a") == "Trainer.v2-a"
     diamond_ir_json["nodes"].append(
         {"pipelineNode": {"nodeInfo": {"id": "Example Gen"}, "upstreamNodes": []}}
     )
@@ -37,7 +37,7 @@ def test_task_ids_are_sanitised_and_collisions_rejected(diamond_ir_json):
         {"pipelineNode": {"nodeInfo": {"id": "Example/Gen"}, "upstreamNodes": []}}
     )
     with pytest.raises(IrFormatError, match="same task id 'Example_Gen'"):
-        airflow_dag.ir_nodes(diamond_ir_json)
+        dag_builder.ir_nodes(diamond_ir_json)
 
 
 @pytest.mark.parametrize(
@@ -55,14 +55,14 @@ def test_task_ids_are_sanitised_and_collisions_rejected(diamond_ir_json):
 )
 def test_malformed_ir_is_named(document, message):
     with pytest.raises(IrFormatError, match=message):
-        airflow_dag.ir_nodes(document)
+        dag_builder.ir_nodes(document)
 
 
 def test_unreadable_json_names_the_file(tmp_path):
     bad = tmp_path / "p.json"
     bad.write_text("{nope")
     with pytest.raises(IrFormatError, match=r"p\.json: not valid JSON"):
-        airflow_dag.load_ir_json(bad)
+        dag_builder.load_ir_json(bad)
 
 
 def _compiled(tmp_path: Path, document: dict) -> ir.CompiledPipeline:
@@ -81,7 +81,7 @@ def _build(compiled, status):
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
         default_args={"retries": 3, "owner": "x"},
     ) as dag:
-        tasks = airflow_dag.add_pipeline_tasks(
+        tasks = dag_builder.add_pipeline_tasks(
             compiled,
             status,
             check_callable=_noop,
@@ -129,14 +129,14 @@ def test_default_args_and_concurrency_follow_settings(monkeypatch):
     monkeypatch.setenv("ANOMALYOPS_ORCHESTRATION__RETRIES", "4")
     monkeypatch.setenv("ANOMALYOPS_ORCHESTRATION__RETRY_DELAY_S", "7")
     settings = Settings()
-    args = airflow_dag.default_args(settings, owner="me")
+    args = dag_builder.default_args(settings, owner="me")
     assert args["retries"] == 4
     assert args["retry_delay"] == dt.timedelta(seconds=7)
     assert args["retry_exponential_backoff"] is True
     assert args["owner"] == "me"
-    assert airflow_dag.max_active_tasks(settings) == 1  # SQLite ML Metadata: one writer
+    assert dag_builder.max_active_tasks(settings) == 1  # SQLite ML Metadata: one writer
     monkeypatch.setenv("ANOMALYOPS_TRAINING__METADATA_DB_URL", "postgresql://u:p@db/mlmd")
-    assert airflow_dag.max_active_tasks(Settings()) == 4
+    assert dag_builder.max_active_tasks(Settings()) == 4
 
 
 def test_building_tasks_imports_no_heavy_module(tmp_path, toy_ir_json):
@@ -144,11 +144,11 @@ def test_building_tasks_imports_no_heavy_module(tmp_path, toy_ir_json):
     probe = f"""
 import sys, datetime as dt
 from airflow import DAG
-from anomalyops import tasks
-from anomalyops.orchestration import airflow_dag, ir, launcher
+from anomalyops_airflow import tasks
+from anomalyops_airflow import dag_builder, ir, launcher
 compiled = ir.CompiledPipeline(__import__('pathlib').Path({str(tmp_path)!r}), 'p')
 with DAG('t', schedule=None, start_date=dt.datetime(2026, 1, 1)):
-    airflow_dag.add_pipeline_tasks(compiled, ir.Status('fresh', '', '', ''),
+    dag_builder.add_pipeline_tasks(compiled, ir.Status('fresh', '', '', ''),
         check_callable=tasks.check_compiled_pipeline, node_callable=tasks.run_tfx_node)
 heavy = ('tensorflow', 'tfx', 'apache_beam', 'ml_metadata', 'google.protobuf')
 print(','.join(m for m in heavy if m in sys.modules))
@@ -163,7 +163,7 @@ def test_prepare_task_sits_between_the_check_and_the_roots(tmp_path, diamond_ir_
 
     compiled = _compiled(tmp_path, diamond_ir_json)
     with DAG("p", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:
-        airflow_dag.add_pipeline_tasks(
+        dag_builder.add_pipeline_tasks(
             compiled,
             ir.Status("fresh", "ok", "x", "x"),
             check_callable=_noop,

@@ -1,0 +1,1 @@
+"""The ``anomalyops`` command: one entry point that dispatches to every layer below it."""
