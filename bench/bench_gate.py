@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from anomalyops.lake import Lake, Zone
     from anomalyops.settings import Settings
     from anomalyops.spec import RowCount, load_spec
-    from anomalyops.validation.gate import run_gate
+    from anomalyops.validation.quality_gate import run_gate
 
     t0 = time.perf_counter()
     import great_expectations  # noqa: F401

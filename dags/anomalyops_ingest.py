@@ -56,7 +56,7 @@ with DAG(
         task_id="validate", python_callable=tasks.validate, op_kwargs={"ds": "{{ ds }}"}
     )
     decide = BranchPythonOperator(
-        task_id="decide", python_callable=tasks.decide, op_kwargs={"ds": "{{ ds }}"}
+        task_id="decide", python_callable=tasks.branch_on_verdict, op_kwargs={"ds": "{{ ds }}"}
     )
     promote = PythonOperator(
         task_id="promote",

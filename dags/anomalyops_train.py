@@ -3,7 +3,7 @@
 
 Runs the TFX pipeline of `anomalyops_tfx.pipeline.create_pipeline` over the recent validated
 days: ExampleGen over the lake window, statistics, the imported schema, ExampleValidator and the
-anomalies gate, Transform, Trainer, the evaluation gate (blessing), the atomic Pusher and the
+schema check, Transform, Trainer, the evaluation gate (blessing), the atomic Pusher and the
 serving notifier.
 
 - **Scheduled on the validated-data Dataset** (`x-anomalyops://lake/validated`): one run whenever

@@ -32,14 +32,14 @@ def ingest(ds: str) -> dict:
 # -- the validation gate (docs/validation.md) ---------------------------------------------------
 def validate(ds: str) -> dict:
     """Run GX + TFDV on raw/ds=<ds>; record reports/ds=<ds>/gate.json (moves no data)."""
-    from anomalyops.validation.gate import run_gate
+    from anomalyops.validation.quality_gate import run_gate
     from anomalyops.validation.report_model import GateReport
 
     gate = GateReport.model_validate(run_gate(ds, get_settings()))
     return {"ds": ds, "decision": gate.decision.value, "reasons": gate.reasons[:20]}
 
 
-def decide(ds: str) -> str:
+def branch_on_verdict(ds: str) -> str:
     """Branch: the id of the task that acts on the recorded decision."""
     from anomalyops.lake import Lake
     from anomalyops.validation.report import read_gate_report
@@ -51,7 +51,7 @@ def decide(ds: str) -> str:
 
 def promote(ds: str, outlet_events=None) -> dict:
     """Copy raw -> validated; the task's Dataset outlet then tells training about the day."""
-    from anomalyops.validation.gate import promote as _promote
+    from anomalyops.validation.quality_gate import promote as _promote
     from anomalyops_airflow.datasets import VALIDATED
 
     result = _promote(ds, get_settings())
@@ -67,7 +67,7 @@ def quarantine(ds: str, **context) -> dict:
     from anomalyops import alerts
     from anomalyops.lake import Lake
     from anomalyops.validation import report
-    from anomalyops.validation.gate import quarantine as _quarantine
+    from anomalyops.validation.quality_gate import quarantine as _quarantine
     from anomalyops.validation.report_model import GateReport
     from anomalyops_airflow import alerting
 

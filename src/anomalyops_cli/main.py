@@ -86,7 +86,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     import json
 
     from anomalyops.settings import get_settings
-    from anomalyops.validation.gate import run_gate
+    from anomalyops.validation.quality_gate import run_gate
     from anomalyops.validation.report_model import GateReport, Verdict
 
     gate = GateReport.model_validate(run_gate(args.date, get_settings()))
@@ -104,7 +104,7 @@ def _cmd_readmit(args: argparse.Namespace) -> int:
     import json
 
     from anomalyops.settings import get_settings
-    from anomalyops.validation.gate import GateError, readmit
+    from anomalyops.validation.quality_gate import GateError, readmit
     from anomalyops_airflow.events import announce_validated
 
     try:

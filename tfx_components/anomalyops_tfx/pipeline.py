@@ -7,7 +7,7 @@ functions, never when this module is imported.
 Graph (see docs/pipeline.md)::
 
     ExampleGen (newest validated day = one span)
-      -> StatisticsGen -> ExampleValidator (+ ImportSchemaGen) -> AnomaliesGate -> Trainer
+      -> StatisticsGen -> ExampleValidator (+ ImportSchemaGen) -> SchemaCheck -> Trainer
       -> window_resolver (last N spans, from the newest regime start) -> Transform -> Trainer
       -> EvaluationGate (+ latest_blessed_model_resolver) -> Pusher -> ServingNotifier
 """
@@ -175,10 +175,10 @@ def create_pipeline(
     from tfx.proto import trainer_pb2
     from tfx.types import channel, standard_artifacts
 
-    from anomalyops_tfx.components.anomalies_gate.component import AnomaliesGate
     from anomalyops_tfx.components.evaluation_gate.component import EvaluationGate
     from anomalyops_tfx.components.pusher.component import AtomicPusher
     from anomalyops_tfx.components.regime_window.strategy import RegimeWindowStrategy
+    from anomalyops_tfx.components.schema_check.component import SchemaCheck
     from anomalyops_tfx.components.serving_notifier.component import ServingNotifier
     from anomalyops_tfx.trainer import TRAINING_KEY, training_config
 
@@ -192,7 +192,7 @@ def create_pipeline(
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    anomalies_gate = AnomaliesGate(
+    schema_check = SchemaCheck(
         anomalies=example_validator.outputs["anomalies"],
         allowed_anomaly_types=t.allowed_anomaly_types,
     )
@@ -233,7 +233,7 @@ def create_pipeline(
     ).with_id(TRAINER_ID)
     # Nothing trains on a day the schema check rejected. Transform only analyses, so it need not
     # wait: under Airflow it runs beside StatisticsGen/ExampleValidator on the second core.
-    trainer.add_upstream_node(anomalies_gate)
+    trainer.add_upstream_node(schema_check)
     baseline = resolver.Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=channel.Channel(
@@ -276,7 +276,7 @@ def create_pipeline(
             statistics_gen,
             schema_gen,
             example_validator,
-            anomalies_gate,
+            schema_check,
             window,
             transform,
             trainer,

@@ -12,7 +12,7 @@ import pytest
 from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
 from anomalyops.spec import load_spec
-from anomalyops.validation import gate as g
+from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 from anomalyops_airflow import alerting, tasks
 from tests.conftest import REPO_ROOT

@@ -9,7 +9,7 @@ import pytest
 
 from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
-from anomalyops.validation import gate as g
+from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 from tests.conftest import REPO_ROOT
 

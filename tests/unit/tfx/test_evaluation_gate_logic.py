@@ -66,7 +66,7 @@ def test_better_or_equal_candidate_is_blessed_against_baseline():
     weak, _ = _labelled(0.5, seed=1)
     cand = logic.evaluate(good, labels, 0.99)
     base = logic.evaluate(weak, labels, 0.99)
-    decision = logic.decide(cand, base, margin=0.02, min_rows=10)
+    decision = logic.decide_blessing(cand, base, margin=0.02, min_rows=10)
     assert decision.blessed and decision.rule == "auc_pr_no_regression"
     assert "AUC-PR" in decision.reasons[0]
 
@@ -74,7 +74,7 @@ def test_better_or_equal_candidate_is_blessed_against_baseline():
 def test_regressing_candidate_is_not_blessed():
     good, labels = _labelled(4.0)
     weak, _ = _labelled(0.5, seed=1)
-    decision = logic.decide(
+    decision = logic.decide_blessing(
         logic.evaluate(weak, labels, 0.99), logic.evaluate(good, labels, 0.99), margin=0.02
     )
     assert not decision.blessed
@@ -91,23 +91,25 @@ def test_margin_tolerates_small_regressions():
         labelled=True,
         positives=20,
     )
-    assert logic.decide(cand, base, margin=0.02).blessed
-    assert not logic.decide(cand, base, margin=0.0).blessed
+    assert logic.decide_blessing(cand, base, margin=0.02).blessed
+    assert not logic.decide_blessing(cand, base, margin=0.0).blessed
 
 
 def test_first_model_is_blessed_when_sane():
     scores, labels = _labelled(2.0)
-    decision = logic.decide(logic.evaluate(scores, labels, 0.99), None, margin=0.02, min_rows=10)
+    decision = logic.decide_blessing(
+        logic.evaluate(scores, labels, 0.99), None, margin=0.02, min_rows=10
+    )
     assert decision.blessed and decision.rule == "sanity"
 
 
 def test_non_finite_scores_or_too_few_rows_are_never_blessed():
     scores, labels = _labelled(2.0)
     scores[3] = np.nan
-    decision = logic.decide(logic.evaluate(scores, labels, 0.99), None, margin=0.02)
+    decision = logic.decide_blessing(logic.evaluate(scores, labels, 0.99), None, margin=0.02)
     assert not decision.blessed and "non-finite" in decision.reasons[0]
     few = logic.evaluate(np.ones(5), None, 0.9)
-    assert not logic.decide(few, None, margin=0.02, min_rows=50).blessed
+    assert not logic.decide_blessing(few, None, margin=0.02, min_rows=50).blessed
 
 
 def test_without_labels_mean_score_proxy_decides():
@@ -116,24 +118,26 @@ def test_without_labels_mean_score_proxy_decides():
     cand_low = logic.evaluate(low, None, 0.99)
     cand_high = logic.evaluate(high, None, 0.99)
     assert "auc_pr" not in cand_low.metrics
-    ok = logic.decide(cand_low, cand_high, margin=0.02)
+    ok = logic.decide_blessing(cand_low, cand_high, margin=0.02)
     assert ok.blessed and ok.rule == "mean_score_no_regression"
-    assert not logic.decide(cand_high, cand_low, margin=0.02).blessed
+    assert not logic.decide_blessing(cand_high, cand_low, margin=0.02).blessed
 
 
 def test_a_baseline_on_another_score_scale_is_not_compared_by_mean_score():
     rng = np.random.default_rng(1)
     ensemble = logic.evaluate(3.25 + rng.exponential(size=200), None, 0.99)  # nats
     old_ae = logic.evaluate(np.abs(rng.normal(size=200)) * 0.3, None, 0.99)  # MSE
-    assert not logic.decide(ensemble, old_ae, margin=0.02).blessed  # the scale would decide
-    decision = logic.decide(ensemble, old_ae, margin=0.02, comparable_scores=False)
+    assert not logic.decide_blessing(
+        ensemble, old_ae, margin=0.02
+    ).blessed  # the scale would decide
+    decision = logic.decide_blessing(ensemble, old_ae, margin=0.02, comparable_scores=False)
     assert decision.blessed and decision.rule == "incomparable_baseline"
     assert "another scale" in decision.reasons[0]
     # With labelled anomalies, AUC-PR is scale-free and still decides.
     scores, labels = _labelled(2.0)
     cand = logic.evaluate(scores, labels, 0.99)
     base = logic.evaluate(scores * 0.01, labels, 0.99)
-    assert logic.decide(cand, base, margin=0.02, comparable_scores=False).rule == (
+    assert logic.decide_blessing(cand, base, margin=0.02, comparable_scores=False).rule == (
         "auc_pr_no_regression"
     )
 
@@ -143,7 +147,7 @@ def test_labels_without_positives_fall_back_to_the_proxy():
     scores, labels = np.abs(rng.normal(size=100)), np.zeros(100)
     cand = logic.evaluate(scores, labels, 0.99)
     assert math.isnan(cand.metrics["auc_pr"])
-    assert logic.decide(cand, cand, margin=0.0).rule == "mean_score_no_regression"
+    assert logic.decide_blessing(cand, cand, margin=0.0).rule == "mean_score_no_regression"
 
 
 def test_report_is_strict_json_and_readable():
@@ -151,7 +155,7 @@ def test_report_is_strict_json_and_readable():
 
     scores, labels = _labelled(2.0)
     cand = logic.evaluate(scores, labels, 0.99)
-    decision = logic.decide(cand, None, margin=0.02)
+    decision = logic.decide_blessing(cand, None, margin=0.02)
     report = {
         "blessed": decision.blessed,
         "rule": decision.rule,
@@ -179,16 +183,18 @@ def test_a_stale_baseline_is_replaced_even_when_it_still_ranks_well():
     # Served with a threshold far below today's scores: it alarms on every row.
     served = logic.with_served_threshold(base, scores, labels, threshold=-1.0)
     assert served.served_false_alarm_rate == 1.0
-    decision = logic.decide(cand, served, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    decision = logic.decide_blessing(
+        cand, served, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05
+    )
     assert decision.blessed and decision.rule == "stale_baseline"
     assert "alarms on 100.0% of the normal evaluation rows" in decision.reasons[0]
     assert served.served_f1 < cand.metrics["f1"]
     # Without the rule (or with a baseline that still fits) the AUC-PR comparison decides.
-    plain = logic.decide(cand, served, margin=0.02, min_rows=10)
+    plain = logic.decide_blessing(cand, served, margin=0.02, min_rows=10)
     assert plain.rule == "auc_pr_no_regression" and not plain.blessed
     fits = logic.with_served_threshold(base, scores, labels, threshold=base.threshold)
     assert fits.served_false_alarm_rate <= 0.05
-    kept = logic.decide(cand, fits, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    kept = logic.decide_blessing(cand, fits, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
     assert kept.rule == "auc_pr_no_regression" and not kept.blessed
 
 
@@ -198,7 +204,9 @@ def test_a_stale_baseline_does_not_excuse_an_insane_candidate():
         logic.evaluate(scores, labels, 0.99), scores, labels, threshold=-1.0
     )
     broken = logic.evaluate(np.full(scores.shape, np.nan), labels, 0.99)
-    decision = logic.decide(broken, base, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    decision = logic.decide_blessing(
+        broken, base, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05
+    )
     assert not decision.blessed and decision.rule == "sanity"
 
 
@@ -217,7 +225,9 @@ def test_a_stale_baseline_is_kept_when_the_candidate_alarms_worse():
         base, scores, labels, threshold=float(np.quantile(scores[labels == 0], 0.9))
     )
     garbage = logic.evaluate(_labelled(0.0, seed=5)[0], labels, 0.99)
-    decision = logic.decide(garbage, served, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    decision = logic.decide_blessing(
+        garbage, served, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05
+    )
     assert not decision.blessed and decision.rule == "stale_baseline"
     assert "F1" in decision.reasons[1]
 
@@ -226,5 +236,7 @@ def test_a_stale_baseline_without_labels_gives_way_to_a_sane_candidate():
     scores = np.abs(np.random.default_rng(0).normal(size=300))
     base = logic.with_served_threshold(logic.evaluate(scores, None, 0.99), scores, None, 0.0)
     cand = logic.evaluate(scores * 2, None, 0.99)
-    decision = logic.decide(cand, base, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05)
+    decision = logic.decide_blessing(
+        cand, base, margin=0.02, min_rows=10, stale_false_alarm_rate=0.05
+    )
     assert decision.blessed and decision.rule == "stale_baseline"

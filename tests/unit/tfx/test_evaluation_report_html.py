@@ -35,7 +35,7 @@ def _data(labelled: bool = True, seed: int = 0, n_features: int = 3):
 def _report(scores, labels, baseline=None) -> dict:
     cand = logic.evaluate(scores, labels, 0.99)
     base = None if baseline is None else logic.evaluate(baseline, labels, 0.99)
-    decision = logic.decide(cand, base, margin=0.02)
+    decision = logic.decide_blessing(cand, base, margin=0.02)
     return {
         "blessed": decision.blessed,
         "rule": decision.rule,

@@ -56,7 +56,7 @@ def test_a_report_built_from_the_gates_logic_has_the_previous_shape():
     base = logic.with_served_threshold(
         logic.evaluate(scores * 1.1, labels, 0.99), scores, labels, 2.0
     )
-    decision = logic.decide(cand, base, margin=0.02, stale_false_alarm_rate=0.05)
+    decision = logic.decide_blessing(cand, base, margin=0.02, stale_false_alarm_rate=0.05)
     values = {
         "blessed": decision.blessed, "rule": decision.rule, "reasons": decision.reasons,
         "candidate_model_uri": "/m/2", "candidate_model_id": 2, "baseline_model_uri": "/m/1",

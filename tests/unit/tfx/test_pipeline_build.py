@@ -18,7 +18,7 @@ EXPECTED_NODES = [
     "StatisticsGen",
     "ImportSchemaGen",
     "ExampleValidator",
-    "AnomaliesGate",
+    "SchemaCheck",
     "window_resolver",
     "Transform",
     "Trainer",
@@ -56,8 +56,8 @@ def test_nodes_and_order(built):
     _, _, _, nodes, _ = built
     assert sorted(nodes) == sorted(EXPECTED_NODES)
     # Nothing trains on a rejected day; Transform's analysis may run beside the checks.
-    assert "AnomaliesGate" in nodes["Trainer"].upstream_nodes
-    assert "AnomaliesGate" not in nodes["Transform"].upstream_nodes
+    assert "SchemaCheck" in nodes["Trainer"].upstream_nodes
+    assert "SchemaCheck" not in nodes["Transform"].upstream_nodes
     assert "ExampleGen" in nodes["window_resolver"].upstream_nodes
     assert list(nodes["ServingNotifier"].upstream_nodes) == ["Pusher"]
 

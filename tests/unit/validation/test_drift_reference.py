@@ -9,7 +9,7 @@ import pytest
 
 from anomalyops.lake import Lake, Zone
 from anomalyops.spec import parse_spec
-from anomalyops.validation import gate as g
+from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from anomalyops.lake import Lake, Zone
-from anomalyops.validation import gate as g
+from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 
 pytestmark = pytest.mark.unit

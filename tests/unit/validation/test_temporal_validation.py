@@ -48,7 +48,7 @@ def test_inferred_schema_describes_derived_columns_as_optional_floats():
 
 
 def test_the_gate_passes_a_temporal_day(settings_env, monkeypatch, tmp_path):
-    from anomalyops.validation.gate import run_gate
+    from anomalyops.validation.quality_gate import run_gate
 
     path = tmp_path / "schema.pbtxt"
     schema = sch.infer_curated_schema(SPEC, sch.simulated_good_days(SPEC, 3, 288, seed=2))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from tfx.types.artifact import Artifact
 
 
-class DataGateResult(Artifact):
-    """The anomalies gate passed; its directory holds ``anomalies_gate.json``."""
+class SchemaCheckResult(Artifact):
+    """The schema check passed; its directory holds ``schema_check.json``."""
 
+    # The type's name from before the rename: ML Metadata stores that already hold results of
+    # this type keep one type, and the latest-artifact resolvers keep finding them.
     TYPE_NAME = "AnomalyOpsDataGateResult"
 
 

@@ -139,7 +139,7 @@ class Executor(base_executor.BaseExecutor):
             served = served_threshold(input_dict.get("baseline_blessing") or [])
             if served is not None:
                 base_eval = logic.with_served_threshold(base_eval, base_scores, labels, served)
-        decision = logic.decide(
+        decision = logic.decide_blessing(
             cand_eval,
             base_eval,
             margin=margin,

@@ -52,7 +52,7 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Blessing:
     blessed: bool
     reasons: list[str] = field(default_factory=list)
     rule: str = ""
@@ -181,7 +181,7 @@ def sanity_problems(candidate: Evaluation, min_rows: int) -> list[str]:
     return problems
 
 
-def decide(
+def decide_blessing(
     candidate: Evaluation,
     baseline: Evaluation | None,
     *,
@@ -189,7 +189,7 @@ def decide(
     min_rows: int = 1,
     stale_false_alarm_rate: float | None = None,
     comparable_scores: bool = True,
-) -> Decision:
+) -> Blessing:
     """Bless or not, with the reasons spelled out for the report.
 
     ``comparable_scores=False``: the two models' raw scores are on different scales (a baseline
@@ -197,13 +197,13 @@ def decide(
     rates) may decide; the unlabelled mean-score proxy may not."""
     problems = sanity_problems(candidate, min_rows)
     if problems:
-        return Decision(False, problems, rule="sanity")
+        return Blessing(False, problems, rule="sanity")
     if baseline is None:
-        return Decision(
+        return Blessing(
             True, ["no blessed model yet; the candidate passes the sanity checks"], "sanity"
         )
     if not baseline.scores_finite:
-        return Decision(
+        return Blessing(
             True, ["the blessed model produces non-finite scores on these rows"], "sanity"
         )
     served = baseline.served_false_alarm_rate
@@ -219,7 +219,7 @@ def decide(
             # Compare what users would get: each model's alarms as it would be served.
             ok = cand_f1 >= base_f1
             verb = ">=" if ok else "<"
-            return Decision(
+            return Blessing(
                 ok,
                 [
                     stale,
@@ -228,7 +228,7 @@ def decide(
                 ],
                 rule="stale_baseline",
             )
-        return Decision(
+        return Blessing(
             True,
             [stale, "no labelled anomalies to compare on: the sane candidate replaces it"],
             rule="stale_baseline",
@@ -239,7 +239,7 @@ def decide(
         floor = base_auc - margin
         ok = cand_auc >= floor
         verb = ">=" if ok else "<"
-        return Decision(
+        return Blessing(
             ok,
             [
                 f"AUC-PR {cand_auc:.4f} {verb} blessed model's {base_auc:.4f} - margin {margin} = {floor:.4f}"
@@ -248,7 +248,7 @@ def decide(
         )
     # No positive label among the rows: fall back to the unlabelled proxy.
     if not comparable_scores:
-        return Decision(
+        return Blessing(
             True,
             [
                 "no labelled anomalies in the evaluation rows, and the blessed model's scores are "
@@ -261,7 +261,7 @@ def decide(
     ceiling = base_mean * (1 + margin)
     ok = cand_mean <= ceiling
     verb = "<=" if ok else ">"
-    return Decision(
+    return Blessing(
         ok,
         [
             "no labelled anomalies in the evaluation rows: comparing mean reconstruction error "

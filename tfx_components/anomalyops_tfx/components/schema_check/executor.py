@@ -1,4 +1,4 @@
-"""Anomalies gate executor: parse each split's SchemaDiff.pb and fail on anomalies."""
+"""Schema check executor: parse each split's SchemaDiff.pb and fail on anomalies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from anomalyops_tfx.components.anomalies_gate import logic
+from anomalyops_tfx.components.schema_check import logic
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 
@@ -44,6 +44,6 @@ class Executor(base_executor.BaseExecutor):
             logging.warning("Allowed anomaly: %s", finding)
         result = artifact_utils.get_single_instance(output_dict["result"])
         report = {"splits": sorted(anomalies), "allowed": [str(f) for f in tolerated]}
-        with fileio.open(os.path.join(result.uri, "anomalies_gate.json"), "w") as f:
+        with fileio.open(os.path.join(result.uri, "schema_check.json"), "w") as f:
             f.write(json.dumps(report, indent=2))
-        logging.info("Anomalies gate passed for splits %s", sorted(anomalies))
+        logging.info("Schema check passed for splits %s", sorted(anomalies))

@@ -1,4 +1,4 @@
-"""AnomaliesGate: a component that fails when ExampleValidator reports anomalies."""
+"""SchemaCheck: a component that fails when ExampleValidator reports anomalies."""
 
 from __future__ import annotations
 
@@ -8,26 +8,26 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from anomalyops_tfx.components.anomalies_gate import executor
-from anomalyops_tfx.components.artifacts import DataGateResult
+from anomalyops_tfx.components.artifacts import SchemaCheckResult
+from anomalyops_tfx.components.schema_check import executor
 
 
-class AnomaliesGateSpec(ComponentSpec):
+class SchemaCheckSpec(ComponentSpec):
     PARAMETERS = {"allowed_anomaly_types": ExecutionParameter(type=str)}
     INPUTS = {"anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
     # A small report artifact, so downstream nodes can depend on the gate having passed.
-    OUTPUTS = {"result": ChannelParameter(type=DataGateResult)}
+    OUTPUTS = {"result": ChannelParameter(type=SchemaCheckResult)}
 
 
-class AnomaliesGate(base_component.BaseComponent):
-    SPEC_CLASS = AnomaliesGateSpec
+class SchemaCheck(base_component.BaseComponent):
+    SPEC_CLASS = SchemaCheckSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, anomalies: channel.BaseChannel, allowed_anomaly_types: list[str] = ()):
         super().__init__(
-            spec=AnomaliesGateSpec(
+            spec=SchemaCheckSpec(
                 anomalies=anomalies,
                 allowed_anomaly_types=json.dumps(sorted(allowed_anomaly_types)),
-                result=channel.Channel(type=DataGateResult),
+                result=channel.Channel(type=SchemaCheckResult),
             )
         )

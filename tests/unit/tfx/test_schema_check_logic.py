@@ -1,11 +1,11 @@
-"""The anomalies gate fails on ExampleValidator anomalies, naming feature and description."""
+"""The schema check fails on ExampleValidator anomalies, naming feature and description."""
 
 from __future__ import annotations
 
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from anomalyops_tfx.components.anomalies_gate import logic
+from anomalyops_tfx.components.schema_check import logic
 
 pytestmark = pytest.mark.unit
 

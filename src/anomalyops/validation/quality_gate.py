@@ -1,6 +1,6 @@
-"""The gate: validate a raw partition, decide pass / warn / fail, promote or quarantine.
+"""The data-quality gate: validate a raw partition, decide pass / warn / fail, promote or quarantine.
 
-``decide`` is the whole policy as a plain function. ``run_gate`` runs GX and TFDV on
+``judge_day`` is the whole policy as a plain function. ``run_gate`` runs GX and TFDV on
 ``raw/ds=<day>`` and records everything in ``reports/ds=<day>/gate.json`` (it moves no data);
 ``promote`` and ``quarantine`` act on that record; ``readmit`` brings a quarantined day back.
 Every step is idempotent: re-running a day rewrites the same records and partitions.
@@ -41,7 +41,7 @@ class GateError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Decision:
+class QualityDecision:
     verdict: Verdict
     """``pass`` (clean), ``warn`` (valid but drifted; promoted with an email), ``fail``."""
     reasons: list[str]
@@ -52,12 +52,12 @@ def drift_policy(settings: Settings, feature: str) -> str:
     return v.drift_policy_by_feature.get(feature, v.drift_policy)
 
 
-def decide(
+def judge_day(
     failed_expectations: list[dict],
     tfdv_anomalies: list[dict],
     drift: list[dict],
     policy: dict[str, str] | str = "warn",
-) -> Decision:
+) -> QualityDecision:
     """The gate's policy. Invalid data fails; drift warns or fails per feature's policy.
 
     ``drift`` entries are ``{"feature", "comparator", "value", "threshold", "drifted"}`` (plus
@@ -78,10 +78,10 @@ def decide(
         text = f"drift on {d['feature']}: {_drift_text(d)} ({p})"
         (blocking if p == "block" else warning).append(text)
     if reasons or blocking:
-        return Decision(FAIL, reasons + blocking + warning)
+        return QualityDecision(FAIL, reasons + blocking + warning)
     if warning:
-        return Decision(WARN, warning)
-    return Decision(PASS, [])
+        return QualityDecision(WARN, warning)
+    return QualityDecision(PASS, [])
 
 
 def _drift_text(d: dict) -> str:
@@ -247,7 +247,7 @@ def run_gate(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = N
     timings["drift_s"] = round(time.perf_counter() - t0, 3)
     policies = {d["feature"]: drift_policy(settings, d["feature"]) for d in scores}
     drift = [{**d, "policy": policies[d["feature"]]} for d in scores]
-    decision = decide(gx_res.failures, tfdv_res.anomalies, drift, policies)
+    decision = judge_day(gx_res.failures, tfdv_res.anomalies, drift, policies)
     drift_block = DriftBlock(
         baseline=base.isoformat() if base else None,
         note=None

@@ -2,7 +2,7 @@
 
 import pytest
 
-from anomalyops.validation.gate import FAIL, PASS, WARN, decide
+from anomalyops.validation.quality_gate import FAIL, PASS, WARN, judge_day
 
 pytestmark = pytest.mark.unit
 
@@ -25,8 +25,8 @@ def drift(feature: str, value: float, threshold: float = 0.2) -> dict:
 
 
 def test_clean_day_passes():
-    assert decide([], [], [drift("a", 0.05)]) == decide([], [], [])
-    assert decide([], [], []).verdict == PASS and decide([], [], []).reasons == []
+    assert judge_day([], [], [drift("a", 0.05)]) == judge_day([], [], [])
+    assert judge_day([], [], []).verdict == PASS and judge_day([], [], []).reasons == []
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_clean_day_passes():
 )
 @pytest.mark.parametrize("policy", ["warn", "block"])
 def test_invalid_data_fails_whatever_the_drift_policy(failed, anomalies, policy):
-    d = decide(failed, anomalies, [drift("b", 0.5)], policy)
+    d = judge_day(failed, anomalies, [drift("b", 0.5)], policy)
     assert d.verdict == FAIL
     assert len(d.reasons) == len(failed) + len(anomalies) + 1
     if failed:
@@ -45,27 +45,27 @@ def test_invalid_data_fails_whatever_the_drift_policy(failed, anomalies, policy)
 
 def test_drift_warns_by_default_and_blocks_when_told():
     scores = [drift("a", 0.31), drift("b", 0.1)]
-    warned = decide([], [], scores)
+    warned = judge_day([], [], scores)
     assert warned.verdict == WARN
     assert warned.reasons == ["drift on a: jensen_shannon_divergence 0.310 > 0.200 (warn)"]
-    blocked = decide([], [], scores, "block")
+    blocked = judge_day([], [], scores, "block")
     assert blocked.verdict == FAIL and blocked.reasons[0].endswith("(block)")
 
 
 def test_policy_per_check():
     scores = [drift("a", 0.31), drift("b", 0.4)]
-    assert decide([], [], scores, {"a": "warn", "b": "warn"}).verdict == WARN
-    d = decide([], [], scores, {"b": "block"})  # a falls back to warn
+    assert judge_day([], [], scores, {"a": "warn", "b": "warn"}).verdict == WARN
+    d = judge_day([], [], scores, {"b": "block"})  # a falls back to warn
     assert d.verdict == FAIL
     assert d.reasons == [
         "drift on b: jensen_shannon_divergence 0.400 > 0.200 (block)",
         "drift on a: jensen_shannon_divergence 0.310 > 0.200 (warn)",
     ]
-    assert decide([], [], [drift("a", 0.31), drift("b", 0.1)], {"b": "block"}).verdict == WARN
+    assert judge_day([], [], [drift("a", 0.31), drift("b", 0.1)], {"b": "block"}).verdict == WARN
 
 
 def test_score_equal_to_threshold_is_not_drift():
-    assert decide([], [], [drift("a", 0.2)], "block").verdict == PASS
+    assert judge_day([], [], [drift("a", 0.2)], "block").verdict == PASS
 
 
 def test_calibrated_drift_reads_as_statistic_critical_value_and_p_value():
@@ -80,7 +80,7 @@ def test_calibrated_drift_reads_as_statistic_critical_value_and_p_value():
     }
     chi2 = {**calibrated, "feature": "station", "comparator": "chi2_contingency"}
     chi2["threshold"] = None
-    d = decide([], [], [calibrated, chi2])
+    d = judge_day([], [], [calibrated, chi2])
     assert d.verdict == WARN
     assert d.reasons == [
         "drift on a: ks_2samp 0.410 (critical 0.080), p=2.5e-07 < 0.01 (warn)",

@@ -1,4 +1,4 @@
-"""The anomalies gate's executor on real TFDV output for the curated schema."""
+"""The schema check's executor on real TFDV output for the curated schema."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def _run_gate(tmp_path, frame, schema_file, allowed=()):
     import tensorflow_data_validation as tfdv
     from tfx.types import artifact_utils, standard_artifacts
 
-    from anomalyops_tfx.components.anomalies_gate.executor import ANOMALIES_FILE, Executor
-    from anomalyops_tfx.components.artifacts import DataGateResult
+    from anomalyops_tfx.components.artifacts import SchemaCheckResult
+    from anomalyops_tfx.components.schema_check.executor import ANOMALIES_FILE, Executor
 
     spec = load_spec(Settings().feature_spec_path)
     frame = frame.copy()
@@ -36,7 +36,7 @@ def _run_gate(tmp_path, frame, schema_file, allowed=()):
         path = tmp_path / "anomalies" / f"Split-{split}"
         path.mkdir(parents=True)
         (path / ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
-    result = DataGateResult()
+    result = SchemaCheckResult()
     result.uri = str(tmp_path / "result")
     (tmp_path / "result").mkdir()
     Executor().Do(
@@ -44,7 +44,7 @@ def _run_gate(tmp_path, frame, schema_file, allowed=()):
         {"result": [result]},
         {"allowed_anomaly_types": json.dumps(list(allowed))},
     )
-    return json.loads((tmp_path / "result" / "anomalies_gate.json").read_text())
+    return json.loads((tmp_path / "result" / "schema_check.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_clean_day_passes(tmp_path, schema_file):
 
 
 def test_out_of_range_day_fails_naming_the_feature(tmp_path, schema_file):
-    from anomalyops_tfx.components.anomalies_gate.logic import DataAnomaliesError
+    from anomalyops_tfx.components.schema_check.logic import DataAnomaliesError
 
     spec, frame = _day()
     victim = spec.feature_names[0]
@@ -77,7 +77,7 @@ def test_out_of_range_day_fails_naming_the_feature(tmp_path, schema_file):
 
 
 def test_new_column_can_be_allowed(tmp_path, schema_file):
-    from anomalyops_tfx.components.anomalies_gate.logic import DataAnomaliesError
+    from anomalyops_tfx.components.schema_check.logic import DataAnomaliesError
 
     _, frame = _day()
     frame["extra_sensor"] = 1.0
