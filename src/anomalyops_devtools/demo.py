@@ -15,176 +15,30 @@ import datetime as dt
 import json
 import os
 import re
-import secrets
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from anomalyops.settings import PROJECT_ROOT
-from anomalyops_airflow.env import airflow_env
+from anomalyops_devtools.demo_env import DemoConfig, demo_env, secret
+from anomalyops_devtools.processes import (
+    BIN,
+    LOG_DIR,
+    VAR,
+    port_free,
+    run,
+    start_service,
+    stop_all,
+    wait_until_stopped,
+)
 
-VAR = PROJECT_ROOT / "var"
-RUN_DIR = VAR / "run"
-LOG_DIR = VAR / "demo"
-BIN = Path(sys.executable).parent
 INGEST_DAG, TRAIN_DAG = "anomalyops_ingest", "anomalyops_train"
 
 
 def say(msg: str) -> None:
     print(f"\033[1m[run]\033[0m {msg}", flush=True)
-
-
-@dataclass
-class DemoConfig:
-    days: int = 20
-    corrupt_offset: int = 6
-    drift_offset: int = 13
-    api_port: int = 8000
-    web_port: int = 8080
-    smtp_port: int = 8025
-    rows_per_day: int = 1440
-    today: dt.date = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).date())
-
-    @property
-    def start(self) -> dt.date:
-        return self.today - dt.timedelta(days=self.days)
-
-    @property
-    def end(self) -> dt.date:
-        return self.today - dt.timedelta(days=1)
-
-    @property
-    def corrupt_day(self) -> dt.date:
-        return self.start + dt.timedelta(days=self.corrupt_offset)
-
-    @property
-    def drift_day(self) -> dt.date:
-        return self.start + dt.timedelta(days=self.drift_offset)
-
-
-def _secret(name: str) -> str:
-    """A per-checkout development secret, generated once and kept under var/ (git-ignored)."""
-    path = VAR / "secrets" / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def demo_env(cfg: DemoConfig) -> dict[str, str]:
-    env = {**os.environ, **airflow_env()}
-    env.update(
-        {
-            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            "ANOMALYOPS_START_DATE": cfg.start.isoformat(),
-            "ANOMALYOPS_SIMULATOR__ROWS_PER_DAY": str(cfg.rows_per_day),
-            "ANOMALYOPS_SIMULATOR__SCENARIO": "sudden",
-            "ANOMALYOPS_SIMULATOR__DRIFT_START": cfg.drift_day.isoformat(),
-            "ANOMALYOPS_SIMULATOR__CORRUPT_DAYS": json.dumps(
-                {cfg.corrupt_day.isoformat(): "nulls"}
-            ),
-            "ANOMALYOPS_SMTP__PORT": str(cfg.smtp_port),
-            "ANOMALYOPS_API_URL": f"http://127.0.0.1:{cfg.api_port}",
-            "ANOMALYOPS_API_ADMIN_KEY": _secret("api-admin-key"),
-            "ANOMALYOPS_API_KEYS": _secret("api-key"),
-            "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
-            "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(cfg.web_port),
-            "AIRFLOW__WEBSERVER__SECRET_KEY": _secret("airflow-webserver-key"),
-            "AIRFLOW__WEBSERVER__WORKERS": "1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
-
-
-# -- processes ----------------------------------------------------------------------------
-def start_service(name: str, argv: list[str], env: dict[str, str]) -> int:
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log = open(LOG_DIR / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-    # A new session: stop() can signal the whole group (gunicorn and scheduler fork workers).
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=PROJECT_ROOT,
-        start_new_session=True,
-    )
-    (RUN_DIR / f"{name}.pid").write_text(str(proc.pid))
-    return proc.pid
-
-
-def stop_all(timeout: float = 20.0) -> list[str]:
-    """Stop every service a run started (its pid files), politely then firmly."""
-    stopped = []
-    pids = {}
-    for pid_file in sorted(RUN_DIR.glob("*.pid")) if RUN_DIR.exists() else []:
-        try:
-            pids[pid_file] = int(pid_file.read_text())
-            os.killpg(pids[pid_file], signal.SIGTERM)
-            stopped.append(pid_file.stem)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pid_file.unlink(missing_ok=True)
-    deadline = time.monotonic() + timeout
-    for pid_file, pid in pids.items():
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-        pid_file.unlink(missing_ok=True)
-    return stopped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def run(argv: list[str], env: dict[str, str], log_name: str, *, check: bool = True) -> int:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_DIR / f"{log_name}.log", "ab") as log:
-        code = subprocess.call(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
-        )
-    if check and code != 0:
-        tail = (LOG_DIR / f"{log_name}.log").read_text(errors="replace").splitlines()[-30:]
-        raise SystemExit(
-            f"{' '.join(argv[:3])} failed (exit {code}); last lines:\n" + "\n".join(tail)
-        )
-    return code
-
-
-def wait_http(url: str, timeout: float, *, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers, which is all we wait for
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s (see {LOG_DIR})")
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 # -- Airflow state ------------------------------------------------------------------------
@@ -252,7 +106,7 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         (cfg.web_port, "Airflow UI"),
         (cfg.smtp_port, "SMTP sink"),
     ):
-        if not _port_free(port):
+        if not port_free(port):
             raise SystemExit(f"port {port} ({what}) is in use: `make stop`, or free it, then retry")
     env = demo_env(cfg)
     airflow = str(BIN / "airflow")
@@ -261,7 +115,7 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     )
     say(f"Airflow home {env['AIRFLOW_HOME']} (SQLite, SequentialExecutor); logs in {LOG_DIR}")
     run([airflow, "db", "migrate"], env, "airflow-db")
-    password = _secret("airflow-admin-password")
+    password = secret("airflow-admin-password")
     # On stdin (Airflow asks twice), never on the command line where any local user can read
     # it (ps); a new session has no terminal, so Airflow's getpass reads stdin.
     with open(LOG_DIR / "airflow-users.log", "ab") as log:
@@ -373,13 +227,6 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     return 0
 
 
-def wait_until_stopped(poll_s: float = 1.0) -> None:
-    """Block while any service's pid file exists: `make stop` in another terminal removes
-    them, and this process then exits instead of waiting for a signal that never comes."""
-    while RUN_DIR.exists() and any(RUN_DIR.glob("*.pid")):
-        time.sleep(poll_s)
-
-
 def summary(cfg: DemoConfig, env: dict[str, str], maildir: Path, t0: float) -> None:
     from anomalyops.lake import Lake, Zone
     from anomalyops.settings import Settings
@@ -392,7 +239,7 @@ def summary(cfg: DemoConfig, env: dict[str, str], maildir: Path, t0: float) -> N
     version = served.get("active_version") if served else None
     say("---------------------------------------------------------------------------")
     say(
-        f"Airflow UI        http://127.0.0.1:{cfg.web_port}  (admin / {_secret('airflow-admin-password')})"
+        f"Airflow UI        http://127.0.0.1:{cfg.web_port}  (admin / {secret('airflow-admin-password')})"
     )
     say(
         f"validated days    {len(lake.partitions(Zone.VALIDATED))} in {lake.uri(lake.zone_path(Zone.VALIDATED))}"
