@@ -134,7 +134,8 @@ def run_case(case: Case, work: Path, *, epochs: int | None = None, seed: int = 0
     from anomalyops.ingest import ingest
     from anomalyops.lake import Lake, Zone
     from anomalyops.settings import Settings
-    from anomalyops.validation.quality_gate import promote, run_gate
+    from anomalyops.validation.day_actions import promote
+    from anomalyops.validation.quality_gate import run_gate
     from anomalyops.validation.schema import infer_curated_schema, write_schema
 
     t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def branch_on_verdict(ds: str) -> str:
 
 def promote(ds: str, outlet_events=None) -> dict:
     """Copy raw -> validated; the task's Dataset outlet then tells training about the day."""
-    from anomalyops.validation.quality_gate import promote as _promote
+    from anomalyops.validation.day_actions import promote as _promote
     from anomalyops_airflow.datasets import VALIDATED
 
     result = _promote(ds, get_settings())
@@ -67,7 +67,7 @@ def quarantine(ds: str, **context) -> dict:
     from anomalyops import alerts
     from anomalyops.lake import Lake
     from anomalyops.validation import report
-    from anomalyops.validation.quality_gate import quarantine as _quarantine
+    from anomalyops.validation.day_actions import quarantine as _quarantine
     from anomalyops.validation.report_model import GateReport
     from anomalyops_airflow import alerting
 

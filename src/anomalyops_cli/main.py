@@ -104,7 +104,7 @@ def _cmd_readmit(args: argparse.Namespace) -> int:
     import json
 
     from anomalyops.settings import get_settings
-    from anomalyops.validation.quality_gate import GateError, readmit
+    from anomalyops.validation.day_actions import GateError, readmit
     from anomalyops_airflow.events import announce_validated
 
     try:

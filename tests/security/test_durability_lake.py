@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from anomalyops.lake import Lake, Zone
-from anomalyops.validation import quality_gate as g
+from anomalyops.validation import day_actions as actions
 from anomalyops.validation import report
 
 pytestmark = pytest.mark.security
@@ -21,7 +21,8 @@ DAY = "2026-11-06"
 _RERUN_INGEST = """
 import sys
 import pandas as pd
-from anomalyops.lake import Lake, PartitionLocked, Zone
+from anomalyops.lake import Lake, Zone
+from anomalyops.lake_lock import PartitionLocked
 from anomalyops.settings import LakeLockSettings
 lake = Lake(sys.argv[1], lock_settings=LakeLockSettings(timeout_s=0.3, poll_s=0.05))
 try:
@@ -67,8 +68,8 @@ def test_a_dag_rerun_waits_while_readmit_holds_the_day(settings_env, monkeypatch
         report.write_report(lake, DAY, {report.GATE_FILE: report.dumps(gate)}, meta={})
         return gate
 
-    monkeypatch.setattr(g, "run_gate", fake_run_gate)
-    out = g.readmit(DAY, settings)
+    monkeypatch.setattr(actions, "run_gate", fake_run_gate)
+    out = actions.readmit(DAY, settings)
     assert out["decision"] == "pass"
     assert attempts and attempts[0].startswith("locked:"), attempts
     assert "'readmit 2026-11-06'" in attempts[0]

@@ -104,7 +104,8 @@ def test_the_default_runner_is_in_process(settings_env):
 def test_the_daily_gate_runs_on_an_object_store_lake(settings_env, monkeypatch, tmp_path):
     from anomalyops.ingest import ingest, land
     from anomalyops.lake import Lake, Zone
-    from anomalyops.validation.quality_gate import promote, run_gate
+    from anomalyops.validation.day_actions import promote
+    from anomalyops.validation.quality_gate import run_gate
 
     root = f"memory://lake-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("ANOMALYOPS_LAKE_ROOT", root)

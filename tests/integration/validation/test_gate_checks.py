@@ -12,6 +12,7 @@ import pytest
 from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
 from anomalyops.spec import load_spec
+from anomalyops.validation import day_actions as actions
 from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 from anomalyops_airflow import alerting, tasks
@@ -141,17 +142,19 @@ def test_drift_blocks_when_the_policy_says_so_and_readmit_forces_with_a_recorded
         land(day, settings)
         ingest(day, settings)
     assert g.run_gate(baseline, settings)["decision"] == "pass"
-    g.promote(baseline, settings)
+    actions.promote(baseline, settings)
     gate = g.run_gate(drifted, settings)
     assert gate["decision"] == "fail" and gate["expectations"]["failed"] == []
     assert gate["tfdv"]["anomalies"] == []  # valid data: only drift blocks it
     assert all(r.startswith("drift on ") and r.endswith("(block)") for r in gate["reasons"])
-    g.quarantine(drifted, settings)
+    actions.quarantine(drifted, settings)
 
-    with pytest.raises(g.GateError, match="still fails the gate"):
-        g.readmit(drifted, settings)  # idempotent: the same verdict, back in quarantine
+    with pytest.raises(actions.GateError, match="still fails the gate"):
+        actions.readmit(drifted, settings)  # idempotent: the same verdict, back in quarantine
     assert lake.partitions(Zone.QUARANTINE) == [drifted]
-    out = g.readmit(drifted, settings, force=True, reason="new operating regime after overhaul")
+    out = actions.readmit(
+        drifted, settings, force=True, reason="new operating regime after overhaul"
+    )
     assert out["ds"] == drifted.isoformat()
     assert lake.partitions(Zone.VALIDATED) == [baseline, drifted]
     assert lake.partitions(Zone.QUARANTINE) == [] and lake.exists(Zone.RAW, drifted)
@@ -167,12 +170,12 @@ def test_a_fixed_quarantined_day_is_readmitted_by_rerunning_the_gate(gate_env, m
     land(DAY, settings)
     ingest(DAY, settings)
     g.run_gate(DAY, settings)
-    g.quarantine(DAY, settings)
+    actions.quarantine(DAY, settings)
     # The fix: fill the holes in the quarantined data (never deleted, so it can be repaired).
     df = lake.read_table(Zone.QUARANTINE, DAY).ffill().bfill()
     reason = lake.read_file(Zone.QUARANTINE, DAY, "reason.json")
     lake.write_table(Zone.QUARANTINE, DAY, df, files={"reason.json": reason})
-    out = g.readmit(DAY, settings)
+    out = actions.readmit(DAY, settings)
     assert out["decision"] in ("pass", "warn")
     assert lake.partitions(Zone.VALIDATED) == [DAY] and lake.partitions(Zone.QUARANTINE) == []
     assert report.read_gate(lake, DAY)["override"] is None

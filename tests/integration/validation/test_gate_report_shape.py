@@ -9,6 +9,7 @@ import pytest
 
 from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
+from anomalyops.validation import day_actions as actions
 from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 from tests.conftest import REPO_ROOT
@@ -53,9 +54,9 @@ def test_gate_json_keeps_the_previous_shape(gate_env, monkeypatch):
     drift_json = json.loads(lake.read_file(Zone.REPORTS, first, report.DRIFT_JSON))
     assert list(drift_json) == ["ds", *old("gate_pass_first_day_pending.json")["drift"]]
 
-    g.promote(first, settings)
+    actions.promote(first, settings)
     assert g.run_gate(drifted, settings)["decision"] == "warn"
-    g.promote(drifted, settings)
+    actions.promote(drifted, settings)
     delivery = old("gate_warn_promoted_alerted.json")["alerts"][0]
     report.update_gate(lake, drifted, alerts=[delivery])
     written = report.read_gate(lake, drifted)

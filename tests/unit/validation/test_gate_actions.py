@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from anomalyops.lake import Lake, Zone
+from anomalyops.validation import day_actions as actions
 from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 
@@ -47,7 +48,7 @@ def lake_with_day(settings_env):
 def test_promote_copies_and_keeps_raw(lake_with_day):
     settings, lake, record = lake_with_day
     record("warn", ["drift on a"])
-    out = g.promote(DAY, settings)
+    out = actions.promote(DAY, settings)
     assert (
         out["decision"] == "warn"
         and lake.exists(Zone.RAW, DAY)
@@ -61,20 +62,20 @@ def test_promote_copies_and_keeps_raw(lake_with_day):
 def test_failed_day_is_never_promoted_and_passing_day_never_quarantined(lake_with_day):
     settings, lake, record = lake_with_day
     record("fail", ["nulls"])
-    with pytest.raises(g.GateError, match="refusing to promote"):
-        g.promote(DAY, settings)
+    with pytest.raises(actions.GateError, match="refusing to promote"):
+        actions.promote(DAY, settings)
     record("pass")
-    with pytest.raises(g.GateError, match="refusing to quarantine"):
-        g.quarantine(DAY, settings)
+    with pytest.raises(actions.GateError, match="refusing to quarantine"):
+        actions.quarantine(DAY, settings)
     assert lake.exists(Zone.RAW, DAY) and not lake.exists(Zone.VALIDATED, DAY)
 
 
 def test_quarantine_moves_with_reason_withdraws_promotion_and_is_idempotent(lake_with_day):
     settings, lake, record = lake_with_day
     record("pass")
-    g.promote(DAY, settings)
+    actions.promote(DAY, settings)
     record("fail", ["expectation x on a: 2 of 2 values unexpected"])  # a re-run now fails
-    out = g.quarantine(DAY, settings)
+    out = actions.quarantine(DAY, settings)
     assert out["outcome"] == "quarantined"
     assert not lake.exists(Zone.RAW, DAY) and not lake.exists(Zone.VALIDATED, DAY)
     assert lake.read_table(Zone.QUARANTINE, DAY).equals(pd.DataFrame({"a": [1.0, 2.0]}))
@@ -83,7 +84,7 @@ def test_quarantine_moves_with_reason_withdraws_promotion_and_is_idempotent(lake
         "expectation x on a: 2 of 2 values unexpected"
     ]
     assert reason["readmit"].startswith(f"anomalyops readmit {DAY}")
-    g.quarantine(DAY, settings)  # again: nothing to move, still quarantined
+    actions.quarantine(DAY, settings)  # again: nothing to move, still quarantined
     assert lake.exists(Zone.QUARANTINE, DAY)
     assert report.read_gate(lake, DAY)["outcome"] == "quarantined"
 
@@ -98,17 +99,17 @@ def test_update_gate_appends_alert_records(lake_with_day):
 
 def test_readmit_refuses_what_it_cannot_do(lake_with_day):
     settings, lake, _ = lake_with_day
-    with pytest.raises(g.GateError, match="not in quarantine"):
-        g.readmit(DAY, settings)
+    with pytest.raises(actions.GateError, match="not in quarantine"):
+        actions.readmit(DAY, settings)
     reason = {"stage": "ingest", "problems": ["landing/x.csv: missing column 'a'"]}
     lake.write_files(Zone.QUARANTINE, DAY, {"reason.json": json.dumps(reason).encode()})
     with pytest.raises(
-        g.GateError, match=r"rejected at ingestion.*missing column 'a'.*clear the 'ingest'"
+        actions.GateError, match=r"rejected at ingestion.*missing column 'a'.*clear the 'ingest'"
     ):
-        g.readmit(DAY, settings)
+        actions.readmit(DAY, settings)
     lake.write_files(Zone.QUARANTINE, DAY, {"reason.json": b'{"stage": "gate"}'})
-    with pytest.raises(g.GateError, match="--force needs --reason"):
-        g.readmit(DAY, settings, force=True, reason=" ")
+    with pytest.raises(actions.GateError, match="--force needs --reason"):
+        actions.readmit(DAY, settings, force=True, reason=" ")
 
 
 def test_baseline_is_the_newest_validated_day_before(lake_with_day):
