@@ -8,12 +8,13 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from anomalyops_tfx.components.evaluation_gate import logic
+from anomalyops_tfx.components.evaluation_gate import logic, svg_base
 from anomalyops_tfx.components.evaluation_gate import report_html as rh
+from anomalyops_tfx.components.evaluation_gate import svg_plots as plots
 
 pytestmark = pytest.mark.unit
 
-NS = {"s": rh.SVG_NS}
+NS = {"s": svg_base.SVG_NS}
 HOSTILE = "<script>alert(1)</script>"
 
 
@@ -86,9 +87,9 @@ def test_labelled_report_has_three_well_formed_plots_and_the_decision():
     flagged = int(np.sum(scores > report["threshold"]))
     assert f"flagged rows ({flagged})" in page and f"not flagged ({420 - flagged})" in page
     for reason in report["reasons"]:
-        assert rh.esc(reason) in page
+        assert svg_base.esc(reason) in page
     # Offline and inert: no script, no external reference.
-    assert "<script" not in page.lower() and "http://" not in page.replace(rh.SVG_NS, "")
+    assert "<script" not in page.lower() and "http://" not in page.replace(svg_base.SVG_NS, "")
     assert "https://" not in page
 
 
@@ -116,7 +117,7 @@ def test_a_hostile_feature_name_is_escaped_everywhere():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     bars = _svgs(page)[2]
     # Parsed back, the label is the literal name (the XML parser undid the escaping).
-    titles = [t.text for t in bars.iter(f"{{{rh.SVG_NS}}}title")]
+    titles = [t.text for t in bars.iter(f"{{{svg_base.SVG_NS}}}title")]
     assert HOSTILE in titles
     # The first (largest) bar row is the feature that drives the anomalies: the hostile one.
     first_label = bars.find(".//s:text[@class='feature']", NS)
@@ -143,7 +144,7 @@ def test_the_threshold_line_sits_inside_its_bin_at_the_right_fraction(log):
     normal = rng.lognormal(0.0, 1.0, size=2000)
     anomalies = rng.lognormal(4.0, 1.0, size=40)
     threshold = float(np.quantile(normal, 0.99))
-    svg = ET.fromstring(rh.svg_histogram(normal, anomalies, threshold, log=log))
+    svg = ET.fromstring(plots.svg_histogram(normal, anomalies, threshold, log=log))
     x, bar = _threshold_x_and_bin(svg, threshold)
     lo, hi = float(bar.get("data-lo")), float(bar.get("data-hi"))
     assert lo <= threshold < hi
@@ -155,7 +156,7 @@ def test_the_threshold_line_sits_inside_its_bin_at_the_right_fraction(log):
 
 def test_a_linear_histogram_places_the_threshold_by_value():
     normal = np.linspace(0.0, 10.0, 101)
-    svg = ET.fromstring(rh.svg_histogram(normal, None, 2.5, log=False))
+    svg = ET.fromstring(plots.svg_histogram(normal, None, 2.5, log=False))
     frame = svg.find("s:rect[@class='frame']", NS)
     left, width = float(frame.get("x")), float(frame.get("width"))
     x = float(svg.find(".//s:line[@class='threshold']", NS).get("x1"))
@@ -164,15 +165,15 @@ def test_a_linear_histogram_places_the_threshold_by_value():
 
 def test_heavy_tailed_scores_get_a_log_axis_light_tailed_a_linear_one():
     rng = np.random.default_rng(2)
-    assert rh.use_log_scale(rng.lognormal(0, 2, size=1000))
-    assert not rh.use_log_scale(rng.normal(5, 1, size=1000))
-    assert not rh.use_log_scale(np.r_[-1.0, rng.lognormal(0, 2, size=1000)])  # log needs > 0
-    svg = rh.svg_histogram(rng.lognormal(0, 2, size=1000), None, 3.0)
+    assert plots.use_log_scale(rng.lognormal(0, 2, size=1000))
+    assert not plots.use_log_scale(rng.normal(5, 1, size=1000))
+    assert not plots.use_log_scale(np.r_[-1.0, rng.lognormal(0, 2, size=1000)])  # log needs > 0
+    svg = plots.svg_histogram(rng.lognormal(0, 2, size=1000), None, 3.0)
     assert "(log scale)" in svg
 
 
 def test_a_threshold_outside_every_score_still_lies_inside_the_plot():
-    svg = ET.fromstring(rh.svg_histogram(np.linspace(0, 1, 50), None, 5.0, log=False))
+    svg = ET.fromstring(plots.svg_histogram(np.linspace(0, 1, 50), None, 5.0, log=False))
     frame = svg.find("s:rect[@class='frame']", NS)
     x = float(svg.find(".//s:line[@class='threshold']", NS).get("x1"))
     assert x == pytest.approx(float(frame.get("x")) + float(frame.get("width")))
@@ -181,7 +182,7 @@ def test_a_threshold_outside_every_score_still_lies_inside_the_plot():
 def test_the_operating_point_is_precision_and_recall_at_the_threshold():
     labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     scores = np.array([9, 8, 7, 1, 6, 1, 1, 1, 1, 1], dtype=float)
-    svg = ET.fromstring(rh.svg_pr_curve(labels, scores, 5.0))
+    svg = ET.fromstring(plots.svg_pr_curve(labels, scores, 5.0))
     frame = svg.find("s:rect[@class='frame']", NS)
     fx, fy = float(frame.get("x")), float(frame.get("y"))
     fw, fh = float(frame.get("width")), float(frame.get("height"))
@@ -195,7 +196,7 @@ def test_pr_curve_matches_average_precision():
     rng = np.random.default_rng(3)
     labels = rng.random(500) < 0.1
     scores = rng.normal(size=500) + labels * 1.5
-    recall, precision = rh.pr_curve(labels, scores)
+    recall, precision = plots.pr_curve(labels, scores)
     ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
     assert ap == pytest.approx(logic.average_precision(labels, scores))
 
@@ -219,9 +220,9 @@ def test_contribution_bars_compare_flagged_and_other_rows():
     scores, labels, contrib = _data()
     threshold = _report(scores, labels)["threshold"]
     flagged = scores > threshold
-    on, off = rh.mean_contributions(contrib, flagged)
+    on, off = plots.mean_contributions(contrib, flagged)
     assert on[0] > 1.0 and off[0] < 0.5
-    svg = ET.fromstring(rh.svg_contributions(["a", "b", "c"], on, off))
+    svg = ET.fromstring(plots.svg_contributions(["a", "b", "c"], on, off))
     widths = {
         k: [float(r.get("width")) for r in svg.findall(f".//s:rect[@class='bar {k}']", NS)]
         for k in ("anomaly", "normal")
@@ -233,9 +234,9 @@ def test_contribution_bars_compare_flagged_and_other_rows():
 def test_many_features_are_cut_to_the_largest():
     names = [f"f{i}" for i in range(60)]
     on = np.arange(60, dtype=float)
-    svg = ET.fromstring(rh.svg_contributions(names, on, None))
+    svg = ET.fromstring(plots.svg_contributions(names, on, None))
     labels = [t.find("s:title", NS).text for t in svg.findall(".//s:text[@class='feature']", NS)]
-    assert labels == [f"f{i}" for i in range(59, 59 - rh.MAX_FEATURE_BARS, -1)]
+    assert labels == [f"f{i}" for i in range(59, 59 - plots.MAX_FEATURE_BARS, -1)]
 
 
 def test_non_finite_scores_and_threshold_do_not_break_the_page():
