@@ -11,6 +11,9 @@ Publishing is recoverable: before the old partition is touched, a journal
 new partition has its marker. A publish cut short (a failed copy, a killed process) is
 finished by the next read or write of that partition. Writers of one date take its lock
 (:meth:`Lake.lock`), so a ``readmit`` and a DAG re-run of the same day cannot interleave.
+
+This module is the zones-and-partitions API; the swap under a journal is
+:mod:`anomalyops.lake_publish`, the per-date lock :mod:`anomalyops.lake_lock`.
 """
 
 from __future__ import annotations
@@ -19,15 +22,10 @@ import datetime as dt
 import io
 import json
 import logging
-import os
 import re
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from enum import Enum
 
 import fsspec
@@ -35,14 +33,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from anomalyops import parquet_safety  # before any Parquet read: CVE-2023-47248
+from anomalyops.lake_lock import PartitionLocked, date_lock
+from anomalyops.lake_publish import JOURNAL_SUFFIX, SUCCESS, Publisher
 from anomalyops.settings import LakeLockSettings
 
 log = logging.getLogger(__name__)
 
-SUCCESS = "_SUCCESS"
 DATA_FILE = "part-00000.parquet"
-LOCK_DIR = "_locks"
-JOURNAL_SUFFIX = ".publish.json"
 _PARTITION_RE = re.compile(r"^ds=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -59,119 +56,6 @@ class Zone(str, Enum):
 
 class PartitionNotFound(FileNotFoundError):
     pass
-
-
-class PartitionLocked(TimeoutError):
-    """Another writer held a date's lock for longer than ``ANOMALYOPS_LAKE_LOCK__TIMEOUT_S``."""
-
-
-@dataclass
-class _HeldLock:
-    """In-process state of one date's lock: threads queue on ``mutex``; the owner re-enters."""
-
-    mutex: threading.Lock = field(default_factory=threading.Lock)
-    owner: int | None = None
-    depth: int = 0
-
-
-_HELD: dict[tuple[str, str, str], _HeldLock] = {}
-_HELD_GUARD = threading.Lock()
-
-
-def _holder_record(purpose: str, token: str, expires_at: float | None = None) -> dict:
-    record = {
-        "owner": token,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "purpose": purpose,
-        "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    if expires_at is not None:
-        record["expires_at"] = expires_at
-    return record
-
-
-def _describe_holder(raw: bytes | str) -> str:
-    try:
-        held = json.loads(raw)
-        return f"{held['purpose']!r} (pid {held['pid']} on {held['host']}, since {held['since']})"
-    except (ValueError, KeyError, TypeError):
-        return "an unknown writer"
-
-
-class _ObjectLock:
-    """A lock object on a store without locks: owner + expiry, renewed while held.
-
-    Best effort: without a conditional put (create-if-absent), two writers that find no lock
-    at the same instant both write one; reading it back after a pause makes the later write
-    win, which closes the race except when the second write lands after the first writer's
-    read-back. A holder that dies stops renewing, and its lock is broken after ``ttl_s``.
-    """
-
-    def __init__(self, fs, path: str, settings: LakeLockSettings, purpose: str):
-        self.fs, self.path, self.settings, self.purpose = fs, path, settings, purpose
-        self.token = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
-
-    def _read(self) -> dict | None:
-        try:
-            with self.fs.open(self.path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            return None
-        try:
-            held = json.loads(raw)
-            return held if isinstance(held, dict) else {}
-        except ValueError:
-            return {}  # unreadable: treated as abandoned (expires_at 0) and broken
-
-    def _write(self) -> None:
-        record = _holder_record(self.purpose, self.token, time.time() + self.settings.ttl_s)
-        with self.fs.open(self.path, "wb") as f:
-            f.write(json.dumps(record).encode())
-
-    def acquire(self, deadline: float) -> None:
-        while True:
-            held = self._read()
-            if held is None or float(held.get("expires_at", 0)) < time.time():
-                if held is not None:
-                    log.warning(
-                        "breaking the abandoned lake lock %s held by %s (not renewed for %.0f s)",
-                        self.path,
-                        _describe_holder(json.dumps(held)),
-                        self.settings.ttl_s,
-                    )
-                self._write()
-                time.sleep(min(self.settings.poll_s, 0.05))  # let a racing write land first
-                held = self._read()
-                if held is not None and held.get("owner") == self.token:
-                    self._renewer = threading.Thread(target=self._renew, daemon=True)
-                    self._renewer.start()
-                    return
-            if time.monotonic() >= deadline:
-                raise PartitionLocked(
-                    f"{self.path} is held by {_describe_holder(json.dumps(held or {}))}"
-                )
-            time.sleep(self.settings.poll_s)
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.settings.ttl_s / 3):
-            held = self._read()
-            if held is None or held.get("owner") != self.token:
-                log.error(
-                    "lost the lake lock %s to %s", self.path, _describe_holder(json.dumps(held))
-                )
-                return
-            self._write()
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join()
-        held = self._read()
-        if held is not None and held.get("owner") == self.token:
-            self.fs.rm(self.path)
 
 
 def as_date(ds: str | dt.date) -> dt.date:
@@ -197,6 +81,11 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"Lake({self.url!r})"
+
+    @property
+    def _publisher(self) -> Publisher:
+        # Made on use, on whatever filesystem the lake has now (tests swap in a faulty one).
+        return Publisher(self.fs, self.uri)
 
     # -- paths ---------------------------------------------------------------------------
     def zone_path(self, zone: Zone) -> str:
@@ -315,7 +204,7 @@ class Lake:
                 self._recover_locked(zone, ds)  # an earlier publish cut short goes first
                 self._publish(zone, ds, tmp, final)
         except BaseException:
-            if self._journal_names(zone, ds, tmp):
+            if self._publisher.journal_names(self._journal_path(zone, ds), tmp):
                 # The old partition may be gone already: this copy is the data now.
                 log.error(
                     "publishing %s was cut short; the complete new copy is kept at %s and the "
@@ -388,65 +277,12 @@ class Lake:
         with self.fs.open(path, "wb") as f:
             f.write(data)
 
-    def _swap_in(self, tmp: str, final: str, journal: str | None = None) -> None:
-        if not self._renames_directories:
-            self._publish_by_copy(tmp, final)
-            return
-        # Rename the old partition aside (not delete) before renaming the new one in, so that
-        # at every instant one complete copy exists under a known name.
-        old = f"{tmp}.replaced"
-        replaced = self.fs.exists(final)
-        if replaced:
-            self.fs.mv(final, old, recursive=True)
-        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-        try:
-            self.fs.mv(tmp, final, recursive=True)
-        except BaseException:
-            if replaced:
-                self.fs.mv(old, final, recursive=True)
-            if journal is not None:
-                self.fs.rm(journal)  # the old partition is back whole: nothing to finish
-            raise
-        if replaced:
-            log.info("replaced partition %s", self.uri(final))
-
-    @property
-    def _renames_directories(self) -> bool:
-        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        return bool({"file", "local"} & set(protocols))
-
-    def _publish_by_copy(self, tmp: str, final: str) -> None:
-        """Object stores have no directory rename: hide the old partition, copy, marker last.
-
-        Readers see either the old partition, none, or the new one (never a mix). The complete
-        new copy in ``_tmp/`` is removed by the caller only once the marker is in place.
-        """
-        replaced = self.fs.exists(final)
-        if self.fs.exists(f"{final}/{SUCCESS}"):
-            self.fs.rm(f"{final}/{SUCCESS}")
-        if replaced:
-            self.fs.rm(final, recursive=True)
-        files = sorted(self.fs.find(tmp), key=lambda path: path.endswith(f"/{SUCCESS}"))
-        for path in files:
-            self.fs.copy(path, final + path[len(tmp) :])
-        if replaced:
-            log.info("replaced partition %s", self.uri(final))
-
     def _publish(self, zone: Zone, ds: str | dt.date, tmp: str, final: str) -> None:
         """Journal, swap, clean up. Call with the date's lock held."""
         journal = self._journal_path(zone, ds)
-        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self._put(journal, json.dumps({"tmp": tmp, "final": final, "started_at": started}).encode())
-        self._swap_in(tmp, final, journal)
-        self._finish(journal, tmp)
-
-    def _finish(self, journal: str, tmp: str | None) -> None:
-        # The journal goes first: once it is gone nothing will re-publish from ``tmp``.
-        if self.fs.exists(journal):
-            self.fs.rm(journal)
-        for leftover in (tmp, f"{tmp}.replaced") if tmp else ():
-            if self.fs.exists(leftover):
-                self.fs.rm(leftover, recursive=True)
+        self._put(journal, self._publisher.journal_record(tmp, final))
+        self._publisher.swap_in(tmp, final, journal)
+        self._publisher.finish(journal, tmp)
 
     # -- locking and recovery ------------------------------------------------------------
     @contextmanager
@@ -458,99 +294,25 @@ class Lake:
         Re-entrant within a thread (``readmit`` holds it around the writes it makes). Local
         lakes ``flock`` a file under ``_locks/`` (the kernel drops it when its holder dies, so
         a crash leaves no stale lock); object stores write a lock object with an owner and an
-        expiry that the holder renews (:class:`_ObjectLock`). Raises :class:`PartitionLocked`
-        after ``timeout_s`` (default ``ANOMALYOPS_LAKE_LOCK__TIMEOUT_S``).
+        expiry that the holder renews (:mod:`anomalyops.lake_lock`). Raises
+        :class:`~anomalyops.lake_lock.PartitionLocked` after ``timeout_s`` (default
+        ``ANOMALYOPS_LAKE_LOCK__TIMEOUT_S``).
         """
-        day = as_date(ds).isoformat()
-        with _HELD_GUARD:
-            held = _HELD.setdefault((str(self.fs.protocol), self.root, day), _HeldLock())
-        me = threading.get_ident()
-        if held.owner == me:
-            held.depth += 1
-            try:
-                yield
-            finally:
-                held.depth -= 1
-            return
         timeout = self.lock_settings.timeout_s if timeout_s is None else timeout_s
-        deadline = time.monotonic() + timeout
-        if not held.mutex.acquire(timeout=timeout):
-            raise self._locked_error(day, "another thread of this process", timeout)
-        try:
-            held.owner, held.depth = me, 1
-            path = f"{self.root}/{LOCK_DIR}/ds={day}.lock"
-            if self._renames_directories:
-                with self._file_lock(path, day, purpose, deadline, timeout):
-                    yield
-            else:
-                lock = _ObjectLock(self.fs, path, self.lock_settings, purpose)
-                try:
-                    lock.acquire(deadline)
-                except PartitionLocked as exc:
-                    raise self._locked_error(day, str(exc), timeout) from None
-                try:
-                    yield
-                finally:
-                    lock.release()
-        finally:
-            held.owner, held.depth = None, 0
-            held.mutex.release()
-
-    @contextmanager
-    def _file_lock(
-        self, path: str, day: str, purpose: str, deadline: float, timeout: float
-    ) -> Iterator[None]:
-        import fcntl  # POSIX only, and only local lakes get here
-
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        holder = _describe_holder(os.pread(fd, 4096, 0))
-                        raise self._locked_error(day, holder, timeout) from None
-                    time.sleep(self.lock_settings.poll_s)
-            # Who holds it, for the error message of whoever waits (a dead holder's record is
-            # simply overwritten: the lock itself died with it).
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(_holder_record(purpose, uuid.uuid4().hex)).encode(), 0)
-            try:
-                yield
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
-    def _locked_error(self, day: str, holder: str, timeout: float) -> PartitionLocked:
-        return PartitionLocked(
-            f"date {day} of the lake {self.url} is being written by {holder}; gave up after "
-            f"{timeout:g} s (ANOMALYOPS_LAKE_LOCK__TIMEOUT_S). Retry when that writer is done."
-        )
+        with date_lock(
+            self.fs,
+            self.root,
+            self.url,
+            as_date(ds).isoformat(),
+            purpose=purpose,
+            settings=self.lock_settings,
+            timeout=timeout,
+            local=self._publisher.renames_directories,
+        ):
+            yield
 
     def _journal_path(self, zone: Zone, ds: str | dt.date) -> str:
         return f"{self.zone_path(zone)}/_tmp/ds={as_date(ds).isoformat()}{JOURNAL_SUFFIX}"
-
-    def _read_journal(self, journal: str) -> dict:
-        """The journal's record; ``{}`` if unreadable (a journal is written before anything
-        is touched, so a torn one means the publish never started). Raises FileNotFoundError."""
-        with self.fs.open(journal, "rb") as f:
-            raw = f.read()
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            return {}
-        return record if isinstance(record, dict) else {}
-
-    def _journal_names(self, zone: Zone, ds: str | dt.date, tmp: str) -> bool:
-        try:
-            return self._read_journal(self._journal_path(zone, ds)).get("tmp") == tmp
-        except FileNotFoundError:
-            return False
 
     def recover(self, zone: Zone, ds: str | dt.date, *, wait: bool = True) -> bool:
         """Finish a publish of this partition that was cut short; True if there was one.
@@ -578,44 +340,10 @@ class Lake:
             return False
 
     def _recover_locked(self, zone: Zone, ds: str | dt.date) -> bool:
-        journal = self._journal_path(zone, ds)
-        try:
-            record = self._read_journal(journal)
-        except FileNotFoundError:
-            return False  # nothing cut short, or another writer finished it meanwhile
-        final, tmp = self.partition_path(zone, ds), record.get("tmp")
-        marker = f"{tmp}/{SUCCESS}"
-        if tmp and self.fs.exists(marker) and not self._same_marker(marker, f"{final}/{SUCCESS}"):
-            log.warning(
-                "finishing the publish of %s started at %s from %s (it was cut short)",
-                self.uri(final),
-                record.get("started_at", "?"),
-                self.uri(tmp),
-            )
-            self._swap_in(tmp, final)
-        else:
-            log.warning("cleaning up after a finished publish of %s", self.uri(final))
-        self._finish(journal, tmp)
-        return True
+        return self._publisher.complete(self._journal_path(zone, ds), self.partition_path(zone, ds))
 
     def _drop_pending(self, zone: Zone, ds: str | dt.date) -> bool:
-        journal = self._journal_path(zone, ds)
-        try:
-            tmp = self._read_journal(journal).get("tmp")
-        except FileNotFoundError:
-            return False
-        log.warning(
-            "dropping the unfinished publish of %s", self.uri(self.partition_path(zone, ds))
-        )
-        self._finish(journal, tmp)
-        return True
-
-    def _same_marker(self, a: str, b: str) -> bool:
-        try:
-            with self.fs.open(a, "rb") as fa, self.fs.open(b, "rb") as fb:
-                return fa.read() == fb.read()
-        except FileNotFoundError:
-            return False
+        return self._publisher.drop(self._journal_path(zone, ds), self.partition_path(zone, ds))
 
     def _recover_zone(self, zone: Zone) -> None:
         try:

@@ -99,7 +99,7 @@ import uuid  # noqa: E402
 
 from fsspec.implementations.memory import MemoryFileSystem  # noqa: E402
 
-from anomalyops.lake import PartitionLocked  # noqa: E402
+from anomalyops.lake_lock import PartitionLocked  # noqa: E402
 from anomalyops.settings import LakeLockSettings  # noqa: E402
 
 DAY = "2026-11-05"
