@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from anomalyops.settings import Settings
     from anomalyops.spec import RowCount, load_spec
     from anomalyops.validation.quality_gate import run_gate
+    from anomalyops.validation.report_model import GateReport
 
     t0 = time.perf_counter()
     import great_expectations  # noqa: F401
@@ -89,17 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         for i in range(args.repeat):
             t0 = time.perf_counter()
-            gate = run_gate(DAY, settings, day_spec)
+            gate = GateReport.model_validate(run_gate(DAY, settings, day_spec))
             total = time.perf_counter() - t0
-            t = gate["timings"]
+            t = gate.timings
             print(
                 f"  run {i + 1}: gate {total:6.2f} s  = GX {t['gx_s']:6.2f} s + TFDV {t['tfdv_s']:6.2f} s"
                 f" + read/report {total - t['gx_s'] - t['tfdv_s']:5.2f} s"
-                f"  -> {rows / total:,.0f} rows/s; decision {gate['decision']}"
-                f" ({len(gate['expectations']['failed'])} failed expectations,"
-                f" {gate['expectations']['evaluated']} evaluated)"
+                f"  -> {rows / total:,.0f} rows/s; decision {gate.decision.value}"
+                f" ({len(gate.expectations.failed)} failed expectations,"
+                f" {gate.expectations.evaluated} evaluated)"
             )
-            for reason in gate["reasons"]:
+            for reason in gate.reasons:
                 print(f"    {reason}")
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -136,6 +136,7 @@ def run_case(case: Case, work: Path, *, epochs: int | None = None, seed: int = 0
     from anomalyops.settings import Settings
     from anomalyops.validation.day_actions import promote
     from anomalyops.validation.quality_gate import run_gate
+    from anomalyops.validation.report_model import GateReport, Verdict
     from anomalyops.validation.schema import infer_curated_schema, write_schema
 
     t0 = time.perf_counter()
@@ -167,10 +168,10 @@ def run_case(case: Case, work: Path, *, epochs: int | None = None, seed: int = 0
     restarts = 0
     for day in days:
         ingest(day, settings, spec)
-        gate = run_gate(day, settings, spec)
-        gate_outcomes[gate["decision"]] = gate_outcomes.get(gate["decision"], 0) + 1
-        restarts += bool(gate.get("restart"))
-        if gate["decision"] != "fail":  # "warn" = drifted but valid: the remedy is training on it
+        gate = GateReport.model_validate(run_gate(day, settings, spec))
+        gate_outcomes[gate.decision.value] = gate_outcomes.get(gate.decision.value, 0) + 1
+        restarts += gate.drift.restart
+        if gate.decision != Verdict.FAIL:  # warn = drifted but valid: the remedy is training on it
             promote(day, settings)
     validated = len(lake.partitions(Zone.VALIDATED))
     t_lake = time.perf_counter() - t0
