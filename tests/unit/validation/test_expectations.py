@@ -3,7 +3,11 @@
 import pytest
 
 from anomalyops.spec import parse_spec
-from anomalyops.validation.gx import CuratedExpectationsError, generated_expectations, load_curated
+from anomalyops.validation.gx_suite import (
+    CuratedExpectationsError,
+    generated_expectations,
+    load_curated,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +58,7 @@ def test_suite_covers_every_spec_rule():
 
 
 def test_a_spec_without_entity_gets_a_buildable_uniqueness_check():
-    from anomalyops.validation.gx import build_suite
+    from anomalyops.validation.gx_suite import build_suite
 
     spec = parse_spec({"name": "m", "timestamp": {"column": "ts"}, "features": [{"name": "v"}]})
     exps = generated_expectations(spec)

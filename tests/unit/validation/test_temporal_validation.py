@@ -6,7 +6,7 @@ from anomalyops.ingest import ingest, land
 from anomalyops.settings import PROJECT_ROOT
 from anomalyops.spec import load_spec
 from anomalyops.validation import schema as sch
-from anomalyops.validation.gx import generated_expectations
+from anomalyops.validation.gx_suite import generated_expectations
 from anomalyops_tfx.features import model_inputs
 
 pytestmark = pytest.mark.unit
