@@ -20,15 +20,8 @@ from dataclasses import asdict, dataclass
 from anomalyops import temporal
 from anomalyops.lake import Lake, Zone, as_date
 from anomalyops.settings import Settings
-from anomalyops.sources.landing import (
-    READABLE_SUFFIXES,
-    IngestError,
-    LandingFile,
-    Limits,
-    copy_file,
-    is_local,
-    load_files,
-)
+from anomalyops.sources.landing import IngestError, LandingFile, Limits, copy_file, is_local
+from anomalyops.sources.landing_read import READABLE_SUFFIXES, load_files
 from anomalyops.sources.simulator import SimulatorConfig, corrupt, simulate_day
 from anomalyops.spec import FeatureSpec, load_spec
 from anomalyops.validation.report import REASON_FILE, read_reason

@@ -120,7 +120,8 @@ def test_pickle_bearing_parquet_is_refused_in_landing_and_lake(tmp_path: Path) -
 
 
 def test_landing_reader_refuses_it_in_this_process_too(tmp_path: Path) -> None:
-    from anomalyops.sources.landing import IngestError, SourceFile, read_file
+    from anomalyops.sources.landing import IngestError, SourceFile
+    from anomalyops.sources.landing_read import read_file
 
     marker = tmp_path / "MARKER"
     path = tmp_path / "x.parquet"

@@ -37,12 +37,14 @@ def test_every_parquet_reading_module_imports_the_hotfix() -> None:
                 readers.append(path.relative_to(PROJECT_ROOT).as_posix())
                 if not HOTFIX.search(text):
                     unprotected.append(readers[-1])
-    assert "src/anomalyops/lake.py" in readers and "src/anomalyops/sources/landing.py" in readers
+    assert (
+        "src/anomalyops/lake.py" in readers and "src/anomalyops/sources/landing_read.py" in readers
+    )
     assert unprotected == [], f"read Parquet without importing pyarrow_hotfix: {unprotected}"
 
 
 @pytest.mark.parametrize(
-    "module", ["anomalyops.lake", "anomalyops.ingest", "anomalyops.sources.landing"]
+    "module", ["anomalyops.lake", "anomalyops.ingest", "anomalyops.sources.landing_read"]
 )
 def test_importing_a_reader_installs_the_hotfix(module: str) -> None:
     code = f"import {module}, pyarrow as pa; print(getattr(pa, '_hotfix_installed', False))"

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from anomalyops.sources.landing import IngestError, Limits, SourceFile, copy_file, load_files
+from anomalyops.sources.landing import IngestError, Limits, SourceFile, copy_file
+from anomalyops.sources.landing_read import load_files
 from anomalyops.spec import parse_spec
 
 pytestmark = pytest.mark.unit
