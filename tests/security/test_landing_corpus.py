@@ -244,7 +244,8 @@ def test_symlink_is_refused_never_read_copied_or_quoted(landing, tmp_path, targe
     assert b"SECRET-TOKEN-42" not in blob and b"PATH=" not in blob and b"HOME=" not in blob
     assert str(target).encode() not in blob
     # The failure alert quotes the error and the quarantine reason: neither holds the content.
-    from anomalyops.alerts import _quarantine_reason, render_failure_email
+    from anomalyops.alerts import render_failure_email
+    from anomalyops_airflow.alerting import _quarantine_reason
 
     msg = render_failure_email(
         settings_env(),
