@@ -10,8 +10,9 @@ import anyio
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from anomalyops_api.errors import ApiError
-from anomalyops_api.jobs import JobService, owner_of
+from anomalyops_api.errors import Forbidden, Unauthenticated, Unavailable
+from anomalyops_api.job_record import owner_of
+from anomalyops_api.job_service import JobService
 from anomalyops_api.limits import UploadGate
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import LoadedModel
@@ -75,11 +76,7 @@ TrafficDep = Annotated[TrafficMonitor, Depends(get_traffic)]
 def get_active_model(registry: RegistryDep) -> LoadedModel:
     model = registry.active  # taken once: this request uses this version to the end
     if model is None:
-        raise ApiError(
-            503,
-            f"no model version loaded yet from {registry.model_dir}",
-            headers={"Retry-After": "5"},
-        )
+        raise Unavailable(f"no model version loaded yet from {registry.model_dir}", retry_after=5)
     return model
 
 
@@ -101,8 +98,8 @@ def _matches(given: str, secrets: list[str]) -> bool:
     return found
 
 
-def _missing() -> ApiError:
-    return ApiError(401, f"missing {API_KEY_HEADER} header", headers={"WWW-Authenticate": "ApiKey"})
+def _missing() -> Unauthenticated:
+    return Unauthenticated(f"missing {API_KEY_HEADER} header")
 
 
 def require_api_key(
@@ -116,7 +113,7 @@ def require_api_key(
         key, [settings.admin_key.get_secret_value()]
     )
     if not admin and not _matches(key, [k.get_secret_value() for k in settings.keys]):
-        raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "ApiKey"})
+        raise Unauthenticated("invalid API key")
     return Caller(owner=owner_of(key), admin=admin)
 
 
@@ -130,8 +127,8 @@ def require_admin_key(
         raise _missing()
     if not _matches(key, [settings.admin_key.get_secret_value()]):
         if _matches(key, [k.get_secret_value() for k in settings.keys]):
-            raise ApiError(403, "this endpoint needs the admin key, not a scoring key")
-        raise ApiError(401, "invalid admin key", headers={"WWW-Authenticate": "ApiKey"})
+            raise Forbidden("this endpoint needs the admin key, not a scoring key")
+        raise Unauthenticated("invalid admin key")
     return Caller(owner=owner_of(key), admin=True)
 
 

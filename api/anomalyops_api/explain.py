@@ -31,7 +31,7 @@ def top_features(
 
 
 def as_csv_cells(explained: list[list[tuple[str, float]] | None]) -> list[str | None]:
-    """``"vibration=4.21;temperature=1.05"`` per flagged row (None: an empty cell)."""
+    """``"feature_1=4.21;feature_2=1.05"`` per flagged row (None: an empty cell)."""
     return [None if e is None else ";".join(f"{n}={v:g}" for n, v in e) for e in explained]
 
 

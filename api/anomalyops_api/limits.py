@@ -1,7 +1,7 @@
 """Bounds on the work one request can cause: sizes, rows, time, disk, uploads in flight.
 
-Every refusal is an :class:`ApiError` whose body names the setting (``limit``) and its value,
-so an operator knows which ``ANOMALYOPS_API_*`` variable to raise.
+Every refusal is a :class:`LimitExceeded` whose body names the setting (``limit``) and its
+value, so an operator knows which ``ANOMALYOPS_API_*`` variable to raise.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from anomalyops_api.errors import ApiError
 from anomalyops_api.settings import ApiSettings
@@ -20,25 +21,55 @@ from anomalyops_api.settings import ApiSettings
 ENV_PREFIX = "ANOMALYOPS_API_"
 
 
-def limit_error(status_code: int, what: str, setting: str, value: float | int, **kw) -> ApiError:
-    """``<what>: limit <setting> = <value> (ANOMALYOPS_API_<SETTING>)``."""
-    return ApiError(
-        status_code,
-        f"{what} (limit {setting} = {value}, set by {ENV_PREFIX}{setting.upper()})",
-        limit=setting,
-        **kw,
-    )
+class LimitExceeded(ApiError):
+    """``<what> (limit <setting> = <value>, set by ANOMALYOPS_API_<SETTING>)``."""
+
+    def __init__(self, what: str, setting: str, value: float | int, **kw: Any) -> None:
+        super().__init__(
+            f"{what} (limit {setting} = {value}, set by {ENV_PREFIX}{setting.upper()})",
+            limit=setting,
+            **kw,
+        )
+
+
+class TooLarge(LimitExceeded):
+    """Bytes, rows or result size over a bound."""
+
+    kind = "too_large"
+
+
+class TooSlow(LimitExceeded):
+    kind = "too_slow"
+
+
+class UploadTimedOut(LimitExceeded):
+    kind = "upload_timeout"
+
+
+class OverQuota(LimitExceeded):
+    """One API key's share (bytes in flight, stored jobs) is used up."""
+
+    kind = "over_quota"
+
+
+class TooBusy(LimitExceeded):
+    """The whole service's share (uploads in flight) is used up."""
+
+    kind = "busy"
+
+
+class DiskFull(LimitExceeded):
+    kind = "disk_full"
 
 
 def check_free_disk(path: Path, min_free: int, incoming: int = 0) -> None:
-    """507 when writing ``incoming`` more bytes under ``path`` would leave less than
+    """:class:`DiskFull` when writing ``incoming`` more bytes under ``path`` would leave less than
     ``min_free`` bytes free."""
     if min_free <= 0 and incoming <= 0:
         return
     free = shutil.disk_usage(path).free
     if free - incoming < min_free:
-        raise limit_error(
-            507,
+        raise DiskFull(
             f"not enough free disk space ({free} bytes free, {incoming} more needed)",
             "min_free_disk_bytes",
             min_free,
@@ -62,8 +93,7 @@ class ScoreLimits:
 
     def check_time(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise limit_error(
-                503,
+            raise TooSlow(
                 "scoring took longer than a synchronous request may; submit the file as a "
                 "job (POST /v1/jobs)",
                 "max_score_seconds",
@@ -72,8 +102,7 @@ class ScoreLimits:
 
     def check_rows(self, rows: int) -> None:
         if self.max_rows is not None and rows > self.max_rows:
-            raise limit_error(
-                413,
+            raise TooLarge(
                 f"the file has more than {self.max_rows} rows",
                 self.rows_setting,
                 self.max_rows,
@@ -81,8 +110,7 @@ class ScoreLimits:
 
     def check_decompressed(self, size: int) -> None:
         if self.max_decompressed_bytes is not None and size > self.max_decompressed_bytes:
-            raise limit_error(
-                413,
+            raise TooLarge(
                 f"the file expands to more than {self.max_decompressed_bytes} bytes of CSV",
                 self.decompressed_setting,
                 self.max_decompressed_bytes,
@@ -94,8 +122,7 @@ class ScoreLimits:
         except FileNotFoundError:
             return
         if self.max_result_bytes is not None and size > self.max_result_bytes:
-            raise limit_error(
-                413,
+            raise TooLarge(
                 f"the scored result grew past {self.max_result_bytes} bytes",
                 "max_result_bytes",
                 self.max_result_bytes,
@@ -158,12 +185,11 @@ class UploadGate:
     def enter(self, owner: str, work_dir: Path) -> UploadTicket:
         with self._lock:
             if self._active >= self.max_uploads:
-                raise limit_error(
-                    503,
+                raise TooBusy(
                     f"{self._active} uploads are already in progress; retry shortly",
                     "max_concurrent_uploads",
                     self.max_uploads,
-                    headers={"Retry-After": "5"},
+                    retry_after=5,
                 )
             self._active += 1
             self._keys.setdefault(owner, _KeyUsage()).uploads += 1
@@ -174,13 +200,12 @@ class UploadGate:
         with self._lock:
             usage = self._keys[owner]
             if usage.bytes + size > self.max_key_bytes:
-                raise limit_error(
-                    429,
+                raise OverQuota(
                     "this API key's uploads in flight exceed the byte quota; wait for them "
                     "to finish",
                     "max_key_upload_bytes",
                     self.max_key_bytes,
-                    headers={"Retry-After": "30"},
+                    retry_after=30,
                 )
             usage.bytes += size
 
@@ -217,7 +242,7 @@ class UploadTicket:
         self._uploading = True
 
     def add(self, size: int) -> None:
-        """Count received bytes against the key's quota (429 above it)."""
+        """Count received bytes against the key's quota (:class:`OverQuota` above it)."""
         self.gate._add(self.owner, size)
         self.bytes += size
 

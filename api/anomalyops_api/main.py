@@ -22,7 +22,7 @@ from fastapi_offline import FastAPIOffline
 
 from anomalyops import __version__
 from anomalyops_api.errors import install_error_handlers
-from anomalyops_api.jobs import JobService
+from anomalyops_api.job_service import JobService
 from anomalyops_api.limits import UploadGate
 from anomalyops_api.metrics import ApiMetrics, MetricsMiddleware
 from anomalyops_api.model import _tensorflow

@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +25,6 @@ from pathlib import Path
 
 import anyio
 
-from anomalyops.model_contract import REQUIRED_FILES, is_version_name
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import (
     LoadedModel,
@@ -36,25 +33,23 @@ from anomalyops_api.model import (
     load_model,
     read_metadata,
 )
+from anomalyops_api.serving_dir import (
+    Fingerprint,
+    VersionOnDisk,
+    read_pin,
+    scan_versions,
+    write_pin,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 600.0
 
-Fingerprint = tuple[tuple[str, int, int], ...]
 Loader = Callable[[Path, int], LoadedModel]
 
 
 class VersionNotFound(LookupError):
     pass
-
-
-@dataclass(frozen=True)
-class VersionOnDisk:
-    version: int
-    path: Path
-    complete: bool
-    fingerprint: Fingerprint
 
 
 @dataclass
@@ -78,37 +73,6 @@ class RefreshResult:
         return self.previous_version != self.version
 
 
-def _fingerprint(version_dir: Path) -> Fingerprint:
-    """(name, size, mtime_ns) of every file: any rewrite in place shows up here."""
-    entries = []
-    for root, _, files in os.walk(version_dir):
-        for name in files:
-            path = Path(root, name)
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            entries.append((str(path.relative_to(version_dir)), st.st_size, st.st_mtime_ns))
-    return tuple(sorted(entries))
-
-
-def scan_versions(model_dir: Path) -> list[VersionOnDisk]:
-    """Integer-named subdirectories, ascending; ``.tmp-*`` and other names are ignored."""
-    try:
-        names = os.listdir(model_dir)
-    except FileNotFoundError:
-        return []
-    versions = []
-    for name in names:
-        path = model_dir / name
-        if not is_version_name(name) or not path.is_dir():
-            continue
-        complete = all((path / f).is_file() for f in REQUIRED_FILES)
-        fingerprint = _fingerprint(path) if complete else ()
-        versions.append(VersionOnDisk(int(name), path, complete, fingerprint))
-    return sorted(versions, key=lambda v: v.version)
-
-
 class ModelRegistry:
     """Thread-safe holder of the served :class:`LoadedModel`; see the module docstring."""
 
@@ -129,7 +93,7 @@ class ModelRegistry:
         self._loader = loader or (lambda path, v: load_model(path, v, warmup_rows=warmup_rows))
         self._lock = threading.RLock()
         self._active: LoadedModel | None = None
-        self._pinned: int | None = self._read_pin()
+        self._pinned: int | None = read_pin(self.pin_file) if self.pin_file else None
         self.pin_error: str | None = None
         """Why the pinned version is not being served (None when it is, or nothing is pinned)."""
         self.failures: dict[int, LoadFailure] = {}
@@ -309,32 +273,8 @@ class ModelRegistry:
         self._set_pin_error(None)
         if self.metrics:
             self.metrics.model_pinned.set(0 if version is None else 1)
-        if self.pin_file is None:
-            return
-        # Persisted so a restart during an incident does not roll forward to the bad version.
-        if version is None:
-            self.pin_file.unlink(missing_ok=True)
-            return
-        self.pin_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.pin_file.with_suffix(".tmp")
-        payload = {"version": version, "pinned_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(self.pin_file)
-
-    def _read_pin(self) -> int | None:
-        if self.pin_file is None or not self.pin_file.exists():
-            return None
-        try:
-            version = int(json.loads(self.pin_file.read_text())["version"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.error("ignoring unreadable pin file %s: %s", self.pin_file, exc)
-            return None
-        log.warning(
-            "version %d is pinned (from %s); POST /admin/unpin to follow the newest",
-            version,
-            self.pin_file,
-        )
-        return version
+        if self.pin_file is not None:
+            write_pin(self.pin_file, version)
 
     # -- listing -------------------------------------------------------------------------
 

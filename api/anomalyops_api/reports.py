@@ -13,7 +13,7 @@ import re
 import stat
 from pathlib import Path
 
-from anomalyops_api.errors import ApiError
+from anomalyops_api.errors import NotFound
 from anomalyops_api.model import ModelMetadata
 
 MAX_REPORT_BYTES = 32 * 1024 * 1024
@@ -31,24 +31,23 @@ def report_name(metadata: ModelMetadata) -> str | None:
 
 
 def read_report(version_dir: Path, metadata: ModelMetadata) -> bytes:
-    """The report's bytes; :class:`ApiError` 404 naming why when there is none to serve."""
+    """The report's bytes; :class:`NotFound` naming why when there is none to serve."""
     name = report_name(metadata)
     if name is None:
-        raise ApiError(404, f"model version {metadata.version} has no evaluation report")
+        raise NotFound(f"model version {metadata.version} has no evaluation report")
     path = version_dir / name
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError:
-        raise ApiError(
-            404, f"model version {metadata.version}: its evaluation report {name!r} is missing"
+        raise NotFound(
+            f"model version {metadata.version}: its evaluation report {name!r} is missing"
         ) from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise ApiError(404, f"model version {metadata.version}: {name!r} is not a file")
+            raise NotFound(f"model version {metadata.version}: {name!r} is not a file")
         if info.st_size > MAX_REPORT_BYTES:
-            raise ApiError(
-                404,
+            raise NotFound(
                 f"model version {metadata.version}: {name!r} is larger than "
                 f"{MAX_REPORT_BYTES} bytes; open it from the serving directory",
             )

@@ -21,9 +21,15 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from anomalyops_api.errors import ApiError
-from anomalyops_api.limits import UploadTicket, check_free_disk, limit_error
-from anomalyops_api.scoring import ACCEPTED_TYPES, ACCEPTED_TYPES_HINT, check_content_type
+from anomalyops_api.limits import UploadTicket, UploadTimedOut, check_free_disk
+from anomalyops_api.scoring.errors import (
+    IncompleteUpload,
+    MalformedFile,
+    MissingFile,
+    UnsupportedFormat,
+    UploadTooLarge,
+)
+from anomalyops_api.scoring.formats import ACCEPTED_TYPES, ACCEPTED_TYPES_HINT, check_content_type
 
 FILE_FIELD = "file"
 FLUSH_BYTES = 1024 * 1024
@@ -45,9 +51,8 @@ class Upload:
     size: int
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
+def _too_large(limit: int) -> UploadTooLarge:
+    return UploadTooLarge(
         f"upload exceeds the limit of {limit} bytes; split the file or submit it as a job "
         "(POST /v1/jobs)",
     )
@@ -109,7 +114,7 @@ async def receive_upload(
     with anyio.move_on_after(max(seconds, 0.0)) as scope:
         return await _receive(request, dest, max_bytes, ticket, min_free_disk)
     assert scope.cancelled_caught
-    raise limit_error(408, "the upload did not arrive in time", setting, seconds)
+    raise UploadTimedOut("the upload did not arrive in time", setting, seconds)
 
 
 _ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
@@ -141,11 +146,10 @@ async def _receive(
     if content_type == "multipart/form-data":
         boundary = params.get(b"boundary")
         if not boundary:
-            raise ApiError(400, "multipart/form-data without a boundary parameter")
+            raise MalformedFile("multipart/form-data without a boundary parameter")
         return await _receive_multipart(request, dest, max_bytes, boundary, ticket, min_free_disk)
     if content_type not in RAW_BODY_TYPES:
-        raise ApiError(
-            415,
+        raise UnsupportedFormat(
             f"unsupported request content type {content_type!r}: upload the file as "
             f"multipart/form-data field {FILE_FIELD!r}, or {ACCEPTED_TYPES_HINT} as the body",
         )
@@ -156,7 +160,7 @@ async def _receive(
             await sink.flush()
         await sink.flush(force=True)
     except ClientDisconnect:
-        raise ApiError(400, "the client disconnected during the upload") from None
+        raise IncompleteUpload("the client disconnected during the upload") from None
     finally:
         sink.close()
     return Upload(dest, None, content_type, sink.size)
@@ -210,7 +214,7 @@ async def _receive_multipart(
         else:
             other_bytes += end - start
             if other_bytes > MULTIPART_OVERHEAD:  # form fields are tiny; this is not one
-                raise ApiError(413, f"multipart fields other than {FILE_FIELD!r} are too large")
+                raise UploadTooLarge(f"multipart fields other than {FILE_FIELD!r} are too large")
 
     def on_part_end() -> None:
         nonlocal writing
@@ -243,8 +247,7 @@ async def _receive_multipart(
                     # The parser ignores what follows the closing boundary: do not read on.
                     trailing += len(piece)
                     if trailing > MULTIPART_OVERHEAD:
-                        raise ApiError(
-                            413,
+                        raise UploadTooLarge(
                             f"more than {MULTIPART_OVERHEAD} bytes after the closing "
                             "multipart boundary",
                         )
@@ -256,15 +259,15 @@ async def _receive_multipart(
         if sink is not None:
             await sink.flush(force=True)
     except MultipartParseError as exc:
-        raise ApiError(400, f"malformed multipart body: {exc}") from None
+        raise MalformedFile(f"malformed multipart body: {exc}") from None
     except ClientDisconnect:
-        raise ApiError(400, "the client disconnected during the upload") from None
+        raise IncompleteUpload("the client disconnected during the upload") from None
     finally:
         if sink is not None:
             sink.close()
     if sink is None:
-        raise ApiError(
-            422, f"no file uploaded: send it as the multipart/form-data field {FILE_FIELD!r}"
+        raise MissingFile(
+            f"no file uploaded: send it as the multipart/form-data field {FILE_FIELD!r}"
         )
     return Upload(dest, found.get("filename"), found["content_type"], sink.size)
 

@@ -26,7 +26,8 @@ from anomalyops.lake import Lake, Zone
 from anomalyops_api.demo_model import metadata
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import read_metadata
-from anomalyops_api.registry import ModelRegistry, scan_versions
+from anomalyops_api.registry import ModelRegistry
+from anomalyops_api.serving_dir import scan_versions
 from anomalyops_tfx.components.pusher import logic
 from tests.api_fixtures import SPEC, numpy_model
 

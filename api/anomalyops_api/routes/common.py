@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import FileResponse
 
-from anomalyops_api.errors import ApiError
+from anomalyops_api.errors import NotAcceptable
 from anomalyops_api.schemas import ErrorResponse
 from anomalyops_api.scoring import OutputFormat
 
@@ -102,8 +102,7 @@ def negotiate(format_param: OutputFormat | None, accept: str | None) -> OutputFo
             # Higher quality first, then exact types over wildcards, then the earlier one.
             candidates.append((quality, "*" not in media, -position, choice))
     if not candidates:
-        raise ApiError(
-            406,
+        raise NotAcceptable(
             f"cannot reply with {accept!r}: use text/csv, application/json or "
             "application/vnd.apache.parquet",
         )

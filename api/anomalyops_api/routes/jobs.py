@@ -18,9 +18,10 @@ from anomalyops_api.deps import (
     SettingsDep,
     UploadGateDep,
 )
-from anomalyops_api.errors import ApiError
-from anomalyops_api.jobs import Job, JobService, JobStatus, timestamp
-from anomalyops_api.limits import job_limits, limit_error
+from anomalyops_api.errors import Conflict, Gone, NotFound, RateLimited
+from anomalyops_api.job_record import Job, JobStatus, timestamp
+from anomalyops_api.job_service import JobService
+from anomalyops_api.limits import OverQuota, job_limits
 from anomalyops_api.routes.common import UPLOAD_BODY, BigChunkFileResponse, error_responses
 from anomalyops_api.routes.scoring import FormatQuery, model_headers
 from anomalyops_api.schemas import ErrorResponse, JobListResponse, JobResponse
@@ -71,7 +72,7 @@ async def _owned_job(jobs: JobService, job_id: str, caller: Caller) -> Job:
     job = await anyio.to_thread.run_sync(jobs.store.get, job_id)
     if job is None or not (caller.admin or job.owner == caller.owner):
         # Another key's job is reported as absent: ids are not an oracle.
-        raise ApiError(404, f"no job {job_id}")
+        raise NotFound(f"no job {job_id}")
     return job
 
 
@@ -99,22 +100,19 @@ async def submit_job(
     body `POST /v1/score` would answer."""
     out_format = format or OutputFormat.CSV
     if await anyio.to_thread.run_sync(jobs.queue_full):
-        raise ApiError(
-            429,
-            f"{settings.max_queued_jobs} jobs are already queued; retry later",
-            headers={"Retry-After": "30"},
+        raise RateLimited(
+            f"{settings.max_queued_jobs} jobs are already queued; retry later", retry_after=30
         )
     if (
         await anyio.to_thread.run_sync(jobs.store.count_owned, caller.owner)
         >= settings.max_key_jobs
     ):
-        raise limit_error(
-            429,
+        raise OverQuota(
             "this API key already has too many stored jobs; download and delete finished "
             "ones (DELETE /v1/jobs/{id}) or wait for them to expire",
             "max_key_jobs",
             settings.max_key_jobs,
-            headers={"Retry-After": "60"},
+            retry_after=60,
         )
     job_id, job_dir = jobs.new_job_dir()
     try:
@@ -196,15 +194,13 @@ async def get_job(request: Request, job_id: JobId, caller: CallerDep, jobs: Jobs
 async def get_job_result(job_id: JobId, caller: CallerDep, jobs: JobsDep) -> BigChunkFileResponse:
     job = await _owned_job(jobs, job_id, caller)
     if job.status is JobStatus.EXPIRED:
-        raise ApiError(410, f"job {job_id}'s result expired and was deleted")
+        raise Gone(f"job {job_id}'s result expired and was deleted")
     if job.status is JobStatus.FAILED:
-        raise ApiError(409, f"job {job_id} failed: {job.error}", **(job.error_extra or {}))
+        raise Conflict(f"job {job_id} failed: {job.error}", **(job.error_extra or {}))
     if job.status is not JobStatus.SUCCEEDED:
         done = f"{job.rows_done} of {job.rows_total or '?'} rows"
-        raise ApiError(
-            409,
-            f"job {job_id} is {job.status.value} ({done}); try again later",
-            headers={"Retry-After": "2"},
+        raise Conflict(
+            f"job {job_id} is {job.status.value} ({done}); try again later", retry_after=2
         )
     assert job.model_version is not None and job.threshold is not None
     return BigChunkFileResponse(
@@ -224,7 +220,7 @@ async def get_job_result(job_id: JobId, caller: CallerDep, jobs: JobsDep) -> Big
 async def delete_job(job_id: JobId, caller: CallerDep, jobs: JobsDep, metrics: MetricsDep) -> None:
     job = await _owned_job(jobs, job_id, caller)
     if not await anyio.to_thread.run_sync(jobs.store.delete_unless_running, job_id):
-        raise ApiError(409, f"job {job_id} is running; delete it when it has finished")
+        raise Conflict(f"job {job_id} is running; delete it when it has finished")
     if job.status is JobStatus.QUEUED:
         metrics.jobs_queued.dec()
     await anyio.to_thread.run_sync(

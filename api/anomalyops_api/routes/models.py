@@ -16,12 +16,9 @@ from anomalyops_api.deps import (
     SettingsDep,
     TrafficDep,
 )
-from anomalyops_api.errors import ApiError
+from anomalyops_api.errors import Conflict, NotFound
 from anomalyops_api.model import ModelLoadError, ModelMetadata
-from anomalyops_api.registry import ModelRegistry, RefreshResult, VersionNotFound, scan_versions
-from anomalyops_api.reports import CONTENT_SECURITY_POLICY, read_report, report_name
-from anomalyops_api.routes.common import error_responses
-from anomalyops_api.schemas import (
+from anomalyops_api.model_schemas import (
     ActiveModelResponse,
     AlarmRateInterval,
     FailedVersion,
@@ -32,6 +29,10 @@ from anomalyops_api.schemas import (
     ScoreHistogram,
     TrafficResponse,
 )
+from anomalyops_api.registry import ModelRegistry, RefreshResult, VersionNotFound
+from anomalyops_api.reports import CONTENT_SECURITY_POLICY, read_report, report_name
+from anomalyops_api.routes.common import error_responses
+from anomalyops_api.serving_dir import scan_versions
 from anomalyops_api.settings import ApiSettings
 from anomalyops_api.traffic import HISTOGRAM_EDGES, TrafficMonitor, TrafficStats, assess
 
@@ -104,9 +105,9 @@ def _report(registry: ModelRegistry, version: int) -> bytes:
         if found.version == version and found.complete:
             metadata = registry.metadata(found)
             if isinstance(metadata, str):
-                raise ApiError(404, f"model version {version}: {metadata}")
+                raise NotFound(f"model version {version}: {metadata}")
             return read_report(found.path, metadata)
-    raise ApiError(404, f"no complete model version {version} in the serving directory")
+    raise NotFound(f"no complete model version {version} in the serving directory")
 
 
 @router.get(
@@ -155,8 +156,7 @@ def _traffic(
     if stats is None:
         metadata = _metadata_of(registry, version)
         if metadata is None:
-            raise ApiError(
-                404,
+            raise NotFound(
                 f"model version {version} is not in the serving directory and has served no "
                 "traffic since the service started",
             )
@@ -265,9 +265,9 @@ async def pin_model(body: PinRequest, _admin: AdminDep, registry: RegistryDep) -
     try:
         model = await anyio.to_thread.run_sync(registry.pin, body.version)
     except VersionNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+        raise NotFound(str(exc)) from None
     except ModelLoadError as exc:
-        raise ApiError(409, f"version {body.version} failed to load: {exc}") from None
+        raise Conflict(f"version {body.version} failed to load: {exc}") from None
     result = RefreshResult(previous_version=previous, version=model.version)
     return _reply(result, registry, started)
 

@@ -63,9 +63,9 @@ ExplainQuery = Annotated[
 ]
 
 _CSV_EXAMPLE = (
-    '"station_id","timestamp","anomaly_score","is_anomaly","model_version","threshold"\n'
-    '"st-001","2026-11-27T09:00:00",0.4211,false,1764230400,3.71\n'
-    '"st-001","2026-11-27T09:01:00",5.93,true,1764230400,3.71\n'
+    '"entity_id","timestamp","anomaly_score","is_anomaly","model_version","threshold"\n'
+    '"e-001","2026-11-27T09:00:00",0.4211,false,1764230400,3.71\n'
+    '"e-001","2026-11-27T09:01:00",5.93,true,1764230400,3.71\n'
 )
 
 _REPLY_HEADERS = {

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from anomalyops_api.jobs import JobStatus, JobStore, owner_of
+from anomalyops_api.job_record import JobStatus, owner_of
+from anomalyops_api.job_store import JobStore
 from anomalyops_api.scoring import InputFormat, OutputFormat
 from tests.api_fixtures import (
     ADMIN_KEY,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalyops_api.jobs import JobStatus, JobStore, owner_of
+from anomalyops_api.job_record import JobStatus, owner_of
+from anomalyops_api.job_store import JobStore
 from anomalyops_api.scoring import InputFormat, OutputFormat
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 
 from anomalyops_api.errors import ApiError
-from anomalyops_api.jobs import JobStatus, JobStore, owner_of
+from anomalyops_api.job_record import JobStatus, owner_of
+from anomalyops_api.job_store import JobStore
 from anomalyops_api.limits import ScoreLimits, UploadGate, check_free_disk
 from anomalyops_api.scoring import (
     InputFormat,

@@ -12,7 +12,8 @@ import pytest
 from anomalyops_api.demo_model import metadata
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import ModelLoadError
-from anomalyops_api.registry import ModelRegistry, VersionNotFound, scan_versions
+from anomalyops_api.registry import ModelRegistry, VersionNotFound
+from anomalyops_api.serving_dir import scan_versions
 from tests.api_fixtures import SPEC, numpy_model
 
 pytestmark = pytest.mark.unit

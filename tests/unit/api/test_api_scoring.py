@@ -270,12 +270,12 @@ def test_corrupt_gzip_and_parquet_are_400(tmp_path: Path) -> None:
 
 
 def test_writer_failure_surfaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from anomalyops_api import scoring
+    from anomalyops_api.scoring import writers
 
     def boom(self, *args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(scoring._CsvWriter, "write", boom)
+    monkeypatch.setattr(writers.CsvWriter, "write", boom)
     with pytest.raises(OSError, match="disk full"):
         score(tmp_path, csv_bytes(make_frame(3000)))
 
