@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -18,7 +17,18 @@ from anomalyops_airflow.env import airflow_env  # noqa: E402
 os.environ.update(airflow_env(_SESSION_DIR / "airflow"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.common import REPO_ROOT, free_port  # noqa: E402
+
+ROOMS = ("unit", "dags", "integration", "e2e", "security")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The room is the folder: ``tests/<room>/...`` gets the ``<room>`` marker."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests_dir).parts
+        if len(parts) > 1 and parts[0] in ROOMS:
+            item.add_marker(parts[0])
 
 
 @pytest.fixture(scope="session")
@@ -28,12 +38,6 @@ def airflow_db() -> Path:
 
     db.initdb(load_connections=False)
     return Path(os.environ["AIRFLOW_HOME"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -51,18 +55,6 @@ def mail_sink(tmp_path):
 
     with MailSink(tmp_path / "mail", "127.0.0.1", free_port()) as sink:
         yield sink
-
-
-def point_smtp_at(monkeypatch, port: int) -> None:
-    """Point our SMTP settings, and Airflow's [smtp] derived from them, at a loopback port."""
-    from anomalyops.settings import SmtpSettings, get_settings
-    from anomalyops_airflow.env import smtp_airflow_env
-
-    monkeypatch.setenv("ANOMALYOPS_SMTP__HOST", "127.0.0.1")
-    monkeypatch.setenv("ANOMALYOPS_SMTP__PORT", str(port))
-    for key, value in smtp_airflow_env(SmtpSettings(host="127.0.0.1", port=port)).items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.dags
+from tests.helpers.common import REPO_ROOT
 
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
 

@@ -9,9 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.dags
+from tests.helpers.common import REPO_ROOT
 
 DAG_FILE = REPO_ROOT / "dags" / "anomalyops_train.py"
 IR_FIXTURE = REPO_ROOT / "tests" / "unit" / "orchestration" / "fixtures" / "toy_ir.json"

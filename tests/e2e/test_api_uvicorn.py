@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     KEY,
     UvicornProcess,
@@ -27,8 +27,6 @@ from tests.api_fixtures import (
     publish_corrupt,
     read_csv_reply,
 )
-
-pytestmark = pytest.mark.e2e
 
 MAX_UPLOAD = 3_000_000
 

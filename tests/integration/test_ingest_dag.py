@@ -2,12 +2,8 @@
 
 import datetime as dt
 
-import pytest
-
 from anomalyops.lake import Lake, Zone
-from tests.conftest import REPO_ROOT, point_smtp_at
-
-pytestmark = pytest.mark.integration
+from tests.helpers.common import REPO_ROOT, point_smtp_at
 
 
 def _run(dag, day: dt.date):

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     KEY,
     UvicornProcess,
@@ -32,8 +32,6 @@ from tests.api_fixtures import (
     publish,
     read_csv_reply,
 )
-
-pytestmark = pytest.mark.security
 
 MiB = 1024 * 1024
 MAX_SECONDS = 5.0

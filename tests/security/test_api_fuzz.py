@@ -20,9 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api_fixtures import ADMIN_KEY, KEY, UvicornProcess, publish
-
-pytestmark = pytest.mark.security
+from tests.helpers.api import ADMIN_KEY, KEY, UvicornProcess, publish
 
 MAX_EXAMPLES = 55
 """Per operation and phase; ~1,000 requests a run here, ~45 s."""

@@ -7,13 +7,10 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
 
 from anomalyops.lake import Lake, Zone
 from anomalyops.validation import day_actions as actions
 from anomalyops.validation import report
-
-pytestmark = pytest.mark.security
 
 DAY = "2026-11-06"
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from anomalyops_api import registry as registry_module
 from anomalyops_api.demo_model import metadata
-from tests.api_fixtures import ADMIN_KEY, KEY, SPEC, api_settings, numpy_model
-
-pytestmark = pytest.mark.security
+from tests.helpers.api import ADMIN_KEY, KEY, SPEC, api_settings, numpy_model
 
 
 def _version(serving: Path, version: int) -> None:

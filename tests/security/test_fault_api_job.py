@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     KEY,
     UvicornProcess,
@@ -28,7 +28,7 @@ from tests.api_fixtures import (
     read_csv_reply,
 )
 
-pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 ROWS = 200_000
 HEADERS = {"X-API-Key": KEY}

@@ -29,9 +29,7 @@ from anomalyops_api.model import read_metadata
 from anomalyops_api.registry import ModelRegistry
 from anomalyops_api.serving_dir import scan_versions
 from anomalyops_tfx.components.pusher import logic
-from tests.api_fixtures import SPEC, numpy_model
-
-pytestmark = pytest.mark.security
+from tests.helpers.api import SPEC, numpy_model
 
 DAY = "2026-11-05"
 DISK_BYTES = 2 * 1024 * 1024

@@ -13,8 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from anomalyops import model_contract
 from anomalyops_api.demo_model import metadata
 from anomalyops_api.metrics import ApiMetrics
@@ -22,9 +20,7 @@ from anomalyops_api.model import ModelLoadError, read_metadata
 from anomalyops_api.registry import ModelRegistry
 from anomalyops_api.serving_dir import scan_versions
 from anomalyops_tfx.components.pusher import logic
-from tests.api_fixtures import SPEC, numpy_model
-
-pytestmark = pytest.mark.security
+from tests.helpers.api import SPEC, numpy_model
 
 # A push in its own process: the model writer is slow and writes a tag into every file, and
 # the rename is bracketed by pauses so the test can kill on either side of it.

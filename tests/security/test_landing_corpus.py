@@ -23,8 +23,6 @@ from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
 from anomalyops.sources.landing import IngestError
 
-pytestmark = pytest.mark.security
-
 DAY = "2026-11-05"
 HEADER = (
     "station_id,timestamp,inlet_pressure,outlet_pressure,inlet_temperature,outlet_temperature,"

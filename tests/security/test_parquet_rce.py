@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     KEY,
     UvicornProcess,
@@ -27,9 +27,7 @@ from tests.api_fixtures import (
     read_csv_reply,
     upload,
 )
-from tests.security.test_parquet_pickle import write_pickle_parquet
-
-pytestmark = pytest.mark.security
+from tests.helpers.parquet import write_pickle_parquet
 
 PARQUET = "application/vnd.apache.parquet"
 

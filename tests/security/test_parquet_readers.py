@@ -16,8 +16,6 @@ import pytest
 
 from anomalyops.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.security
-
 SOURCE_DIRS = ("src", "api", "tfx_components", "dags", "plugins", "bench", "scripts")
 READS = re.compile(
     r"read_parquet\(|\bParquetFile\(|pq\.read_table\(|pq\.read_schema\(|pq\.read_metadata\("

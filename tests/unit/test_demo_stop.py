@@ -10,8 +10,6 @@ import pytest
 
 from anomalyops_devtools import processes
 
-pytestmark = pytest.mark.unit
-
 
 def test_the_foreground_run_returns_once_the_pid_files_are_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -9,8 +9,6 @@ from anomalyops.history import infer_spec, split_into_days, write_landing
 from anomalyops.ingest import ingest
 from anomalyops.lake import Lake
 
-pytestmark = pytest.mark.unit
-
 
 def matrix(n=10):
     rng = np.random.default_rng(0)

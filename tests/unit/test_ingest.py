@@ -7,8 +7,6 @@ from anomalyops.lake import Lake, Zone
 from anomalyops.settings import Settings
 from anomalyops.sources.landing import IngestError
 
-pytestmark = pytest.mark.unit
-
 
 def test_simulator_lands_then_ingest_writes_raw(settings_env):
     s = settings_env()

@@ -2,15 +2,12 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
 from anomalyops.settings import PROJECT_ROOT
 from anomalyops.spec import load_spec
 from anomalyops.temporal import add_derived
-
-pytestmark = pytest.mark.unit
 
 EXAMPLE = PROJECT_ROOT / "config" / "examples" / "feature_spec_temporal.yaml"
 

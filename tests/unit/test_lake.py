@@ -5,8 +5,6 @@ import pytest
 
 from anomalyops.lake import Lake, PartitionNotFound, Zone, as_date
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(params=["local", "memory"])
 def lake(request, tmp_path):

@@ -10,8 +10,6 @@ from anomalyops.sources.landing import IngestError, Limits, SourceFile, copy_fil
 from anomalyops.sources.landing_read import load_files
 from anomalyops.spec import parse_spec
 
-pytestmark = pytest.mark.unit
-
 SPEC = parse_spec(
     {
         "name": "p",

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.unit
+from tests.helpers.common import REPO_ROOT
 
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
 ALLOWED_IN_DAGS = ("__future__", "airflow", "anomalyops_airflow")
@@ -102,3 +100,9 @@ def test_an_import_hidden_in_a_function_breaks_a_contract_that_names_it(
     assert f"{importer} -> {forbidden.split('.')[0]}" in out.stdout or (
         f"{importer} -> {forbidden}" in out.stdout
     ), out.stdout
+
+
+def test_the_folder_sets_the_room_marker(request):
+    """conftest marks tests/<room>/ with <room>: `pytest -m unit` selects this file."""
+    assert request.node.get_closest_marker("unit") is not None
+    assert request.node.get_closest_marker("integration") is None

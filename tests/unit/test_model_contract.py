@@ -12,8 +12,6 @@ import pytest
 
 from anomalyops import model_contract as contract
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "model-contract.md"
 # anomalyops_model.json as the Pusher wrote it before the contract module existed.

@@ -7,8 +7,6 @@ import pytest
 
 from anomalyops.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 
 def test_nested_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("ANOMALYOPS_TRAINING__WINDOW_DAYS", "7")

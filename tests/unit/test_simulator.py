@@ -5,9 +5,7 @@ import pytest
 
 from anomalyops.sources.simulator import SimulatorConfig, corrupt, simulate_day
 from anomalyops.spec import load_spec
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.unit
+from tests.helpers.common import REPO_ROOT
 
 SPEC = load_spec(REPO_ROOT / "config" / "feature_spec.yaml")
 DAY = dt.date(2026, 11, 10)

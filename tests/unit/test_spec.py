@@ -2,9 +2,7 @@ import pytest
 import yaml
 
 from anomalyops.spec import FeatureSpecError, load_spec, parse_spec
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.unit
+from tests.helpers.common import REPO_ROOT
 
 GOOD = {
     "name": "plant",

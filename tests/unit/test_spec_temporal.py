@@ -6,8 +6,6 @@ from anomalyops.settings import PROJECT_ROOT
 from anomalyops.spec import FeatureSpecError, load_spec, parse_spec
 from anomalyops_cli.main import main
 
-pytestmark = pytest.mark.unit
-
 EXAMPLE = PROJECT_ROOT / "config" / "examples" / "feature_spec_temporal.yaml"
 
 

@@ -16,8 +16,6 @@ from anomalyops.temporal import (
     tail,
 )
 
-pytestmark = pytest.mark.unit
-
 SPEC = parse_spec(
     {
         "name": "t",

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from anomalyops_api.main import create_app
-from tests.api_fixtures import api_settings
+from tests.helpers.api import api_settings
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from anomalyops_api.main import create_app
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     FEATURES,
     KEY,
@@ -25,8 +25,6 @@ from tests.api_fixtures import (
     read_csv_reply,
     upload,
 )
-
-pytestmark = pytest.mark.integration
 
 MAX_UPLOAD = 2_000_000
 

@@ -10,7 +10,7 @@ import pytest
 from anomalyops_api.job_record import JobStatus, owner_of
 from anomalyops_api.job_store import JobStore
 from anomalyops_api.scoring import InputFormat, OutputFormat
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     KEY,
     OTHER_KEY,
@@ -20,26 +20,12 @@ from tests.api_fixtures import (
     parquet_bytes,
     publish,
     read_csv_reply,
+    submit,
     upload,
+    wait_done,
 )
 
-pytestmark = pytest.mark.integration
-
 H = {"X-API-Key": KEY}
-
-
-def submit(client, data: bytes, **kw):
-    return upload(client, data, path="/v1/jobs", **kw)
-
-
-def wait_done(client, job_id: str, timeout: float = 30, key: str = KEY) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key}).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     KEY,
     OTHER_KEY,
@@ -21,8 +21,6 @@ from tests.api_fixtures import (
     read_csv_reply,
     upload,
 )
-
-pytestmark = pytest.mark.integration
 
 KEYS = {"keys": [KEY, OTHER_KEY], "admin_key": ADMIN_KEY}
 

@@ -6,9 +6,7 @@ import re
 
 import pytest
 
-from tests.api_fixtures import publish
-
-pytestmark = pytest.mark.integration
+from tests.helpers.api import publish
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,8 @@ import shutil
 import time
 
 import numpy as np
-import pytest
 
-from tests.api_fixtures import (
+from tests.helpers.api import (
     ADMIN_KEY,
     KEY,
     csv_bytes,
@@ -21,8 +20,6 @@ from tests.api_fixtures import (
     read_csv_reply,
     upload,
 )
-
-pytestmark = pytest.mark.integration
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 

@@ -10,9 +10,7 @@ from fastapi.testclient import TestClient
 
 from anomalyops_api.demo_model import write_version
 from anomalyops_api.main import create_app
-from tests.api_fixtures import ADMIN_KEY, KEY, SPEC, api_settings
-
-pytestmark = pytest.mark.integration
+from tests.helpers.api import ADMIN_KEY, KEY, SPEC, api_settings
 
 PAGE = b"<!doctype html><title>report</title><svg></svg>"
 

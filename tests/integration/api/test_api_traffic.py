@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 
 from anomalyops_api.traffic import HISTOGRAM_EDGES
-from tests.api_fixtures import KEY, csv_bytes, expected, make_frame, publish, upload
-from tests.integration.api.test_api_jobs import submit, wait_done
-
-pytestmark = pytest.mark.integration
+from tests.helpers.api import (
+    KEY,
+    csv_bytes,
+    expected,
+    make_frame,
+    publish,
+    submit,
+    upload,
+    wait_done,
+)
 
 H = {"X-API-Key": KEY}
 THRESHOLD = 5.5  # the demo model flags ~0.7 % of make_frame's rows: within a 1 % calibration

@@ -15,8 +15,6 @@ import uuid
 import fsspec
 import pytest
 
-pytestmark = pytest.mark.integration
-
 RUNNERS = {
     "flink": [
         "--runner=FlinkRunner",

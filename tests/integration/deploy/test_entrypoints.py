@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.deploy.compose import REPO_ROOT
-
-pytestmark = pytest.mark.integration
+from tests.helpers.compose import REPO_ROOT
 
 ENTRYPOINTS = REPO_ROOT / "docker" / "entrypoints"
 ADMIN_KEY = "admin-key-for-the-entrypoint-test"

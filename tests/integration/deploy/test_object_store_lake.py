@@ -22,8 +22,6 @@ import pytest
 from anomalyops.ingest import SIMULATED_FILE, ingest, land
 from anomalyops.lake import DATA_FILE, SUCCESS, Lake, PartitionNotFound, Zone
 
-pytestmark = pytest.mark.integration
-
 DAYS = [dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
 
 STORES = ["memory", "s3"]

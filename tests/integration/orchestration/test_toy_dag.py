@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.orchestration import toy_pipeline
+from tests.helpers import toy_pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 TOY_SOURCE = Path(toy_pipeline.__file__)
 

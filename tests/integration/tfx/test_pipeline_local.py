@@ -24,9 +24,9 @@ from anomalyops.lake import Lake, Zone
 from anomalyops.settings import Settings, TrainingSettings
 from anomalyops.sources.simulator import SimulatorConfig, simulate_day
 from anomalyops.spec import load_spec
-from tests.integration.tfx.lake_data import days, write_schema
+from tests.helpers.lake_data import days, write_schema
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 SIM = SimulatorConfig(rows_per_day=288, anomaly_rate=0.05)
 DAYS = days(dt.date(2026, 11, 1), 4)

@@ -16,9 +16,9 @@ from anomalyops.settings import Settings
 from anomalyops.sources.simulator import SimulatorConfig, simulate_day
 from anomalyops.spec import load_spec
 from anomalyops.validation import report
-from tests.integration.tfx.lake_data import days
+from tests.helpers.lake_data import days
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 DAYS = days(dt.date(2026, 11, 1), 4)
 SCORES = {DAYS[1]: 0.2, DAYS[2]: 0.93, DAYS[3]: 0.1}  # DAYS[0]: first day, no report

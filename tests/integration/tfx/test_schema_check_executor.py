@@ -12,8 +12,6 @@ from anomalyops.sources.simulator import SimulatorConfig, simulate_day
 from anomalyops.spec import load_spec
 from anomalyops_tfx.pipeline import default_schema_path
 
-pytestmark = pytest.mark.integration
-
 
 def _run_gate(tmp_path, frame, schema_file, allowed=()):
     import tensorflow_data_validation as tfdv

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import REPO_ROOT, point_smtp_at
+from tests.helpers.common import REPO_ROOT, point_smtp_at
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ from anomalyops.validation import day_actions as actions
 from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 from anomalyops_airflow import alerting, tasks
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.integration
+from tests.helpers.common import REPO_ROOT
 
 DAY = dt.date(2026, 11, 12)
 

@@ -10,9 +10,7 @@ import pytest
 
 from anomalyops.lake import Lake, Zone
 from anomalyops.validation import report
-from tests.conftest import REPO_ROOT, free_port, point_smtp_at
-
-pytestmark = pytest.mark.integration
+from tests.helpers.common import REPO_ROOT, free_port, point_smtp_at
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
-
 from anomalyops.ingest import ingest, land
 from anomalyops.lake import Lake, Zone
 from anomalyops.validation import day_actions as actions
 from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.integration
+from tests.helpers.common import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "reports"
 

@@ -11,9 +11,7 @@ import pytest
 from anomalyops_api.errors import ApiError
 from anomalyops_api.explain import as_csv_cells, top_features
 from anomalyops_api.scoring import InputFormat, OutputFormat, score_file
-from tests.api_fixtures import FEATURES, csv_bytes, make_frame, numpy_model, read_csv_reply
-
-pytestmark = pytest.mark.unit
+from tests.helpers.api import FEATURES, csv_bytes, make_frame, numpy_model, read_csv_reply
 
 
 def test_top_features_names_the_largest_shares_of_flagged_rows_only():

@@ -14,9 +14,7 @@ import pytest
 
 from anomalyops_api.errors import ApiError
 from anomalyops_api.scoring import InputFormat, OutputFormat, check_columns, score_file
-from tests.api_fixtures import FEATURES, make_frame, numpy_model
-
-pytestmark = pytest.mark.unit
+from tests.helpers.api import FEATURES, make_frame, numpy_model
 
 
 def write_pickled_extension_parquet(path: Path, marker: Path) -> None:

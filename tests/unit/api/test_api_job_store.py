@@ -10,8 +10,6 @@ from anomalyops_api.job_record import JobStatus, owner_of
 from anomalyops_api.job_store import JobStore
 from anomalyops_api.scoring import InputFormat, OutputFormat
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> JobStore:

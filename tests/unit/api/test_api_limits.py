@@ -23,9 +23,7 @@ from anomalyops_api.scoring import (
     score_file,
 )
 from anomalyops_api.uploads import SPOOL_PREFIX, sweep_spool
-from tests.api_fixtures import csv_bytes, make_frame, numpy_model, parquet_bytes, read_csv_reply
-
-pytestmark = pytest.mark.unit
+from tests.helpers.api import csv_bytes, make_frame, numpy_model, parquet_bytes, read_csv_reply
 
 
 def run(tmp_path: Path, data: bytes, fmt: InputFormat, limits: ScoreLimits, **kw):
@@ -227,7 +225,7 @@ from pathlib import Path
 from anomalyops_api.errors import ApiError
 from anomalyops_api.limits import ScoreLimits
 from anomalyops_api.scoring import InputFormat, OutputFormat, score_file
-from tests.api_fixtures import csv_bytes, make_frame, numpy_model
+from tests.helpers.api import csv_bytes, make_frame, numpy_model
 
 tmp = Path(sys.argv[1])
 frame = make_frame(3)

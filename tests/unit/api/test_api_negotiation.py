@@ -8,8 +8,6 @@ from anomalyops_api.errors import ApiError
 from anomalyops_api.routes.common import negotiate
 from anomalyops_api.scoring import OutputFormat
 
-pytestmark = pytest.mark.unit
-
 CSV, JSON, PARQUET = OutputFormat.CSV, OutputFormat.JSON, OutputFormat.PARQUET
 
 

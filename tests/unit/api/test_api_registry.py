@@ -14,9 +14,7 @@ from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import ModelLoadError
 from anomalyops_api.registry import ModelRegistry, VersionNotFound
 from anomalyops_api.serving_dir import scan_versions
-from tests.api_fixtures import SPEC, numpy_model
-
-pytestmark = pytest.mark.unit
+from tests.helpers.api import SPEC, numpy_model
 
 
 def make_version(

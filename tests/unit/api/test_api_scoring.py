@@ -21,7 +21,7 @@ from anomalyops_api.scoring import (
     detect_format,
     score_file,
 )
-from tests.api_fixtures import (
+from tests.helpers.api import (
     FEATURES,
     csv_bytes,
     expected,
@@ -30,8 +30,6 @@ from tests.api_fixtures import (
     parquet_bytes,
     read_csv_reply,
 )
-
-pytestmark = pytest.mark.unit
 
 SMALL_BLOCK = 64 * 1024  # the minimum: forces many chunks on a few thousand rows
 
@@ -343,7 +341,7 @@ def test_memory_stays_bounded_by_the_chunk_not_the_file(tmp_path: Path) -> None:
 import pyarrow as pa
 from pathlib import Path
 from anomalyops_api.scoring import InputFormat, OutputFormat, score_file
-from tests.api_fixtures import numpy_model
+from tests.helpers.api import numpy_model
 r = score_file(Path({str(src)!r}), InputFormat.CSV, numpy_model(), Path({str(tmp_path / "o.csv")!r}),
                OutputFormat.CSV, csv_block_bytes={SMALL_BLOCK})
 print(r.rows, pa.default_memory_pool().max_memory())

@@ -10,8 +10,6 @@ from pydantic import ValidationError
 
 from anomalyops_api.settings import ApiSettings
 
-pytestmark = pytest.mark.unit
-
 STRONG = "k" * 24
 ADMIN = "a" * 24
 

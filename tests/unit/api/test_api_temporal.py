@@ -16,9 +16,7 @@ from anomalyops.temporal import add_derived
 from anomalyops_api.errors import ApiError
 from anomalyops_api.model import LoadedModel, ModelMetadata
 from anomalyops_api.scoring import InputFormat, OutputFormat, score_file
-from tests.api_fixtures import csv_bytes, make_frame, parquet_bytes, read_csv_reply
-
-pytestmark = pytest.mark.unit
+from tests.helpers.api import csv_bytes, make_frame, parquet_bytes, read_csv_reply
 
 SPEC = load_spec(PROJECT_ROOT / "config" / "examples" / "feature_spec_temporal.yaml")
 STD = [d.name for d in SPEC.derived_columns if d.temporal.kind == "rolling_std"]

@@ -22,9 +22,7 @@ from anomalyops_api.traffic import (
     calibrated_alarm_rate,
     wilson_interval,
 )
-from tests.api_fixtures import csv_bytes, expected, make_frame, numpy_model
-
-pytestmark = pytest.mark.unit
+from tests.helpers.api import csv_bytes, expected, make_frame, numpy_model
 
 
 def metric(metrics: ApiMetrics, name: str, version: int) -> float | None:

@@ -10,8 +10,6 @@ import pytest
 
 from anomalyops_api.uploads import SPOOL_PREFIX, sweep_spool
 
-pytestmark = pytest.mark.unit
-
 
 def test_sweep_removes_only_old_scratch_dirs(tmp_path: Path) -> None:
     old, young, other = (

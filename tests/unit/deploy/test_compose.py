@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator
 
-from tests.unit.deploy.compose import (
+from tests.helpers.compose import (
     IMAGE_APP_ROOT,
     REPO_ROOT,
     command_words,
@@ -29,8 +29,6 @@ from tests.unit.deploy.compose import (
     var_refs,
     volume_mounts,
 )
-
-pytestmark = pytest.mark.unit
 
 AIRFLOW_SERVICES = [
     "airflow-init",

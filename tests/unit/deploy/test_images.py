@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.deploy.compose import REPO_ROOT
-
-pytestmark = pytest.mark.unit
+from tests.helpers.compose import REPO_ROOT
 
 DOCKERFILES = {
     "airflow": REPO_ROOT / "docker" / "airflow" / "Dockerfile",

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.deploy.compose import REPO_ROOT, load_raw, volume_mounts
-
-pytestmark = pytest.mark.unit
+from tests.helpers.compose import REPO_ROOT, load_raw, volume_mounts
 
 WRITERS = {"airflow-init", "airflow-scheduler", "airflow-worker"}
 """Where the Pusher can run (tasks: the scheduler under LocalExecutor, Celery workers) and the

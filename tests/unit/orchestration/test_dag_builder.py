@@ -13,8 +13,6 @@ import pytest
 from anomalyops_airflow import dag_builder, ir
 from anomalyops_airflow.dag_builder import CHECK_TASK_ID, IrFormatError
 
-pytestmark = pytest.mark.unit
-
 
 def _noop(**_):
     return None

@@ -10,8 +10,6 @@ from google.protobuf import struct_pb2
 
 from anomalyops_airflow import ir
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def package(tmp_path, monkeypatch):

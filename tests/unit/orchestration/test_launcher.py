@@ -8,8 +8,6 @@ import pytest
 
 from anomalyops_airflow import launcher
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def toy_ir(toy_ir_json):

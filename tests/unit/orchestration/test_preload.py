@@ -8,8 +8,6 @@ import pytest
 
 from anomalyops_airflow import preload
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("argv", "expected"),

@@ -7,8 +7,6 @@ import pytest
 
 from anomalyops_tfx import detector
 
-pytestmark = pytest.mark.unit
-
 
 def _surprise(table: detector.QuantileTable, x: np.ndarray, two_sided: bool) -> np.ndarray:
     return detector._tail_surprise(

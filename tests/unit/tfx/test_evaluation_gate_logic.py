@@ -9,8 +9,6 @@ import pytest
 
 from anomalyops_tfx.components.evaluation_gate import logic
 
-pytestmark = pytest.mark.unit
-
 
 def test_threshold_is_quantile_of_normal_rows_only():
     scores = np.r_[np.arange(100, dtype=float), [1e6, 1e6]]

@@ -12,8 +12,6 @@ from anomalyops_tfx.components.evaluation_gate import logic, svg_base
 from anomalyops_tfx.components.evaluation_gate import report_html as rh
 from anomalyops_tfx.components.evaluation_gate import svg_plots as plots
 
-pytestmark = pytest.mark.unit
-
 NS = {"s": svg_base.SVG_NS}
 HOSTILE = "<script>alert(1)</script>"
 

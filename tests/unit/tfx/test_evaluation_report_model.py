@@ -16,9 +16,7 @@ from anomalyops_tfx.components.evaluation_gate.report_model import (
     EvaluationVerdict,
     ModelEvaluation,
 )
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.unit
+from tests.helpers.common import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "reports"
 """Reports written by the evaluation gate before it had a model (commit 38f09ba)."""

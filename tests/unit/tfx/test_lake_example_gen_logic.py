@@ -9,8 +9,6 @@ import pytest
 
 from anomalyops_tfx.components.lake_example_gen import logic
 
-pytestmark = pytest.mark.unit
-
 
 def test_rows_become_typed_examples_with_nulls_missing():
     frame = pd.DataFrame(

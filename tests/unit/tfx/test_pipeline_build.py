@@ -11,8 +11,6 @@ from anomalyops.settings import Settings, TrainingSettings
 from anomalyops.spec import load_spec
 from anomalyops_tfx import pipeline as pipeline_lib
 
-pytestmark = pytest.mark.unit
-
 EXPECTED_NODES = [
     "ExampleGen",
     "StatisticsGen",

@@ -16,8 +16,6 @@ from anomalyops_tfx import detector
 from anomalyops_tfx import model as model_lib
 from anomalyops_tfx.features import SPEC_KEY, spec_from_config, spec_to_config
 
-pytestmark = pytest.mark.unit
-
 SPEC = load_spec(Settings().feature_spec_path)
 ROWS = 200
 

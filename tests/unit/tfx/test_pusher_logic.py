@@ -8,8 +8,6 @@ import pytest
 
 from anomalyops_tfx.components.pusher import logic
 
-pytestmark = pytest.mark.unit
-
 
 def _fake_model(path):
     (path / "variables").mkdir(parents=True)

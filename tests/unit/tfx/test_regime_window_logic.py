@@ -7,8 +7,6 @@ import pytest
 from anomalyops_tfx.components.regime_window import logic
 from anomalyops_tfx.components.regime_window.logic import SpanInfo
 
-pytestmark = pytest.mark.unit
-
 
 def infos(*pairs):
     return [SpanInfo(span, score) for span, score in pairs]

@@ -7,8 +7,6 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from anomalyops_tfx.components.schema_check import logic
 
-pytestmark = pytest.mark.unit
-
 T = anomalies_pb2.AnomalyInfo.Type
 
 

@@ -7,8 +7,6 @@ import pytest
 
 from anomalyops_tfx.components.serving_notifier import logic
 
-pytestmark = pytest.mark.unit
-
 URL = "http://api.test"
 
 

@@ -7,8 +7,6 @@ import pytest
 
 from anomalyops_tfx.trainer import _ensemble_scores, fit_ensemble, schedule
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("rows", "epochs", "batch"), [(1_000, 94, 32), (20_000, 38, 256), (14_000_000, 2, 1024)]

@@ -3,14 +3,10 @@
 import socket
 from html import escape
 
-import pytest
-
 from anomalyops import alerts
 from anomalyops.settings import Settings, SmtpSettings
 from anomalyops_airflow import alerting
 from anomalyops_airflow.env import smtp_airflow_env
-
-pytestmark = pytest.mark.unit
 
 GATE = {
     "ds": "2026-11-06",

@@ -12,8 +12,6 @@ from scipy import special, stats
 from anomalyops.validation import drift as dft
 from anomalyops.validation.drift import DriftConfig, drift_scores
 
-pytestmark = pytest.mark.unit
-
 
 def days(n_days: int, rows: int, *, seed: int = 0, shift: float = 0.0, day_sd: float = 0.0):
     """``n_days`` frames of one normal feature ``x``; each day offset by N(0, day_sd)."""

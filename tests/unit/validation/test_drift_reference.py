@@ -5,14 +5,11 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from anomalyops.lake import Lake, Zone
 from anomalyops.spec import parse_spec
 from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
-
-pytestmark = pytest.mark.unit
 
 START = dt.date(2026, 11, 1)
 SPEC = parse_spec(

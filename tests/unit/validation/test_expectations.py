@@ -9,8 +9,6 @@ from anomalyops.validation.gx_suite import (
     load_curated,
 )
 
-pytestmark = pytest.mark.unit
-
 SPEC = parse_spec(
     {
         "name": "pumps",

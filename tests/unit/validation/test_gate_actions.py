@@ -10,8 +10,6 @@ from anomalyops.validation import day_actions as actions
 from anomalyops.validation import quality_gate as g
 from anomalyops.validation import report
 
-pytestmark = pytest.mark.unit
-
 DAY = "2026-11-06"
 
 

@@ -4,8 +4,6 @@ import pytest
 
 from anomalyops.validation.quality_gate import FAIL, PASS, WARN, judge_day
 
-pytestmark = pytest.mark.unit
-
 EXPECTATION = {
     "expectation": "expect_column_values_to_not_be_null",
     "column": "a",

@@ -17,9 +17,7 @@ from anomalyops.validation.report_model import (
     Override,
     Verdict,
 )
-from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.unit
+from tests.helpers.common import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "reports"
 """gate.json files written by the gate before it had a model (commit 38f09ba)."""

@@ -1,15 +1,11 @@
 """Derived temporal columns flow through GX, the TFDV schema, the gate and the model inputs."""
 
-import pytest
-
 from anomalyops.ingest import ingest, land
 from anomalyops.settings import PROJECT_ROOT
 from anomalyops.spec import load_spec
 from anomalyops.validation import schema as sch
 from anomalyops.validation.gx_suite import generated_expectations
 from anomalyops_tfx.features import model_inputs
-
-pytestmark = pytest.mark.unit
 
 EXAMPLE = PROJECT_ROOT / "config" / "examples" / "feature_spec_temporal.yaml"
 SPEC = load_spec(EXAMPLE)

@@ -242,3 +242,17 @@ def upload(
     if key is not None:
         headers["X-API-Key"] = key
     return client.post(path, files={"file": (name, data, content_type)}, headers=headers, **kw)
+
+
+def submit(client, data: bytes, **kw):
+    return upload(client, data, path="/v1/jobs", **kw)
+
+
+def wait_done(client, job_id: str, timeout: float = 30, key: str = KEY) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key}).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
