@@ -8,9 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from anomalyops.alarm_band import TrafficStatus
 from anomalyops_api.model import ModelMetadata
 from anomalyops_api.schemas import examples
-from anomalyops_api.traffic import HISTOGRAM_EDGES, TrafficStatus
+from anomalyops_api.traffic import HISTOGRAM_EDGES
 
 EXAMPLE_METADATA = {
     "model_name": "anomaly_detector",

@@ -11,10 +11,8 @@ model was calibrated for 1 %, the data has drifted away from what the model was 
 * A :class:`Recorder` is made per request or job; :func:`anomalyops_api.scoring.score_file`
   feeds it every scored chunk (numpy, never per row), and it is committed only once the
   whole file was scored: a failed upload's rows were never served.
-* :func:`assess` compares the observed alarm rate with the calibrated one. Uploads
-  legitimately contain real anomalies, so the band is a ratio: ``above_band`` when the lower
-  end of a 99 % Wilson interval of the observed rate exceeds ``max_ratio`` times the
-  calibrated rate.
+* :func:`assess` compares the observed alarm rate with the calibrated one
+  (:mod:`anomalyops.alarm_band`, shared with the daily served-traffic check).
 """
 
 from __future__ import annotations
@@ -23,10 +21,15 @@ import datetime as dt
 import math
 import threading
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from anomalyops.alarm_band import (
+    Assessment,
+    assess_counts,
+    calibrated_rate,
+)
 
 if TYPE_CHECKING:
     from anomalyops_api.metrics import ApiMetrics
@@ -37,51 +40,13 @@ HISTOGRAM_EDGES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0,
 the last one everything from 10 up; ratios below 0 (negative scores) count in the first."""
 _EDGES = np.asarray(HISTOGRAM_EDGES, dtype=np.float64)
 
-CONFIDENCE = 0.99
-Z_99 = 2.5758293035489004
-"""Two-sided 99 % normal quantile, for the Wilson interval."""
-
 MAX_TRACKED_VERSIONS = 64
 """Versions kept in memory (and as metric label values); the least recently seen goes first."""
 
 
-class TrafficStatus(str, Enum):
-    NO_TRAFFIC = "no_traffic"
-    """No row scored by this version since the process started."""
-    NOT_CALIBRATED = "not_calibrated"
-    """The model's metadata has no ``threshold_quantile`` (pushed before it was recorded)."""
-    TOO_FEW_ROWS = "too_few_rows"
-    """Fewer scored rows than ``traffic_min_rows``: too early to judge."""
-    WITHIN_BAND = "within_band"
-    ABOVE_BAND = "above_band"
-    """Even the interval's lower end is above ``max_ratio`` x the calibrated rate."""
-
-
 def calibrated_alarm_rate(metadata: ModelMetadata) -> float | None:
     """``1 - threshold_quantile``, the share of normal rows the threshold was set to flag."""
-    quantile = metadata.threshold_quantile
-    if quantile is None or not math.isfinite(quantile):
-        return None
-    # Rounded so 0.99 gives 0.01, not 0.010000000000000009 (JSON and the metric read better).
-    return min(max(round(1.0 - quantile, 12), 0.0), 1.0)
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_99) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (well behaved at 0 and n)."""
-    if trials <= 0:
-        return 0.0, 1.0
-    p = successes / trials
-    z2 = z * z
-    denominator = 1.0 + z2 / trials
-    centre = p + z2 / (2 * trials)
-    spread = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
-    lo = max((centre - spread) / denominator, 0.0)
-    hi = min((centre + spread) / denominator, 1.0)
-    if successes == 0:
-        lo = 0.0
-    if successes == trials:
-        hi = 1.0
-    return lo, hi
+    return calibrated_rate(metadata.threshold_quantile)
 
 
 @dataclass
@@ -269,50 +234,14 @@ class TrafficMonitor:
                 self._metrics.forget_served(version)
 
 
-@dataclass(frozen=True)
-class TrafficAssessment:
-    alarm_rate: float | None
-    interval: tuple[float, float] | None
-    max_alarm_rate: float | None
-    status: TrafficStatus
-    summary: str
-
-
-def assess(stats: TrafficStats, *, max_ratio: float, min_rows: int) -> TrafficAssessment:
+def assess(stats: TrafficStats, *, max_ratio: float, min_rows: int) -> Assessment:
     """The observed alarm rate against ``max_ratio`` x the calibrated one (see the module)."""
-    calibrated = stats.calibrated_alarm_rate
-    max_rate = None if calibrated is None else min(1.0, max_ratio * calibrated)
-    if stats.rows == 0:
-        extra = f" ({stats.unscored:,} rows returned unscored)" if stats.unscored else ""
-        return TrafficAssessment(
-            None,
-            None,
-            max_rate,
-            TrafficStatus.NO_TRAFFIC,
-            f"version {stats.version}: no rows scored since the service started{extra}",
-        )
-    rate = stats.flagged / stats.rows
-    interval = wilson_interval(stats.flagged, stats.rows)
-    observed = (
-        f"version {stats.version}: {_pct(rate)} of {stats.rows:,} rows flagged "
-        f"(99% interval {_pct(interval[0])}-{_pct(interval[1])})"
+    return assess_counts(
+        stats.version,
+        stats.rows,
+        stats.flagged,
+        stats.calibrated_alarm_rate,
+        max_ratio=max_ratio,
+        min_rows=min_rows,
+        unscored=stats.unscored,
     )
-    if calibrated is None or max_rate is None:
-        status = TrafficStatus.NOT_CALIBRATED
-        verdict = "the model records no calibrated rate (no threshold_quantile) to compare with"
-    else:
-        band = f"calibrated for {_pct(calibrated)}, band up to {_pct(max_rate)}"
-        if stats.rows < min_rows:
-            status = TrafficStatus.TOO_FEW_ROWS
-            verdict = f"{band}; too few rows to judge (need {min_rows:,})"
-        elif interval[0] > max_rate:
-            status = TrafficStatus.ABOVE_BAND
-            verdict = f"{band}: ABOVE the band, the data has likely drifted"
-        else:
-            status = TrafficStatus.WITHIN_BAND
-            verdict = f"{band}: within the band"
-    return TrafficAssessment(rate, interval, max_rate, status, f"{observed}; {verdict}")
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}%"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anomalyops.alarm_band import TrafficStatus, wilson_interval
 from anomalyops_api.errors import ApiError
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.model import ModelMetadata
@@ -17,10 +18,8 @@ from anomalyops_api.traffic import (
     HISTOGRAM_EDGES,
     TrafficMonitor,
     TrafficStats,
-    TrafficStatus,
     assess,
     calibrated_alarm_rate,
-    wilson_interval,
 )
 from tests.helpers.api import csv_bytes, expected, make_frame, numpy_model
 
