@@ -28,7 +28,7 @@ from anomalyops_api.metrics import ApiMetrics, MetricsMiddleware
 from anomalyops_api.model import _tensorflow
 from anomalyops_api.openapi import AllowHeaderMiddleware, truthful_openapi
 from anomalyops_api.registry import ModelRegistry, watch
-from anomalyops_api.routes import health, jobs, models, scoring
+from anomalyops_api.routes import health, jobs, models, scoring, ui
 from anomalyops_api.settings import ApiSettings
 from anomalyops_api.traffic import TrafficMonitor
 from anomalyops_api.uploads import sweep_spool
@@ -47,6 +47,7 @@ Batch scoring with the anomaly detector the retraining pipeline pushes.
 * **/v1/models/{version}/traffic** compares the alarm rate of the rows a version served with
   the rate it was calibrated for (drift in the uploads shows up there first).
 * Send `X-API-Key` (a scoring key; the admin key for `/admin/*`).
+* **/ui** is an upload page for people: submit a file as a job, follow it, see the scores.
 """
 
 
@@ -133,4 +134,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(models.admin)
     app.include_router(health.router)
+    app.include_router(ui.router)  # /ui: the upload page, static files from the package
     return app
