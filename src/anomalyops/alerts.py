@@ -12,6 +12,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 
+from anomalyops.served_traffic import TrafficDay
 from anomalyops.settings import Settings
 from anomalyops.validation.report_model import DriftBlock, GateReport, Verdict
 
@@ -269,3 +270,46 @@ def render_failure_email(
                 "clear the ingest task of this run."
             )
     return doc.message(subject, settings)
+
+
+def render_traffic_email(
+    day: TrafficDay,
+    settings: Settings,
+    *,
+    record_uri: str | None = None,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    logical_date: object = None,
+) -> MIMEMultipart:
+    """The served model alarmed on far more of a day's uploads than it was calibrated for."""
+    rate = f"{100 * day.alarm_rate:.1f} %" if day.alarm_rate is not None else "-"
+    subject = (
+        f"{SUBJECT_PREFIX} served traffic drifted on {day.ds}: model {day.version} flagged "
+        f"{rate} of {day.rows:,} rows"
+    )
+    doc = _Doc()
+    doc.para(day.summary)
+    doc.para(
+        "The uploads scored that day no longer look like the data the model was trained on, or "
+        "something upstream of the uploads broke. Compare them with the recent validated days "
+        "(the drift check in gate.json), and let the daily training catch up, or roll back."
+    )
+    low, high = day.alarm_rate_interval or (None, None)
+    doc.fields(
+        [
+            *_run_fields(dag_id, run_id, logical_date),
+            ("Model version", day.version),
+            ("Rows scored that day", f"{day.rows:,}"),
+            ("Rows flagged", f"{day.flagged:,}"),
+            ("Alarm rate (99 % interval)", f"{rate} ({_pct(low)} - {_pct(high)})"),
+            ("Calibrated for", _pct(day.calibrated_alarm_rate)),
+            ("Band up to", _pct(day.max_alarm_rate)),
+            ("Counted since", day.baseline or "the API's counters started"),
+            ("Record", record_uri or "-"),
+        ]
+    )
+    return doc.message(subject, settings)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"

@@ -49,6 +49,8 @@ class Zone(str, Enum):
     VALIDATED = "validated"
     QUARANTINE = "quarantine"
     REPORTS = "reports"
+    MONITORING = "monitoring"
+    """What the served model did with each day's uploads (``traffic.json``)."""
 
     def __str__(self) -> str:
         return self.value

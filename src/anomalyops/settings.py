@@ -218,6 +218,18 @@ class IngestSettings(BaseModel):
     """Most readable files one day's ``landing/<date>/`` may hold."""
 
 
+class MonitoringSettings(BaseModel):
+    """The daily served-traffic check (``ANOMALYOPS_MONITORING__*``); see docs/operations.md."""
+
+    max_alarm_ratio: float = Field(default=5.0, gt=1.0)
+    """A day is above its band when the lower end of the 99 % interval of its alarm rate
+    exceeds this many times the rate the served model was calibrated for."""
+    min_rows: int = Field(default=1000, ge=1)
+    """Fewer rows scored in a day than this: too few to judge, no alert."""
+    timeout_s: float = Field(default=30.0, gt=0.0)
+    """How long the check waits for the scoring API."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ANOMALYOPS_",
@@ -257,6 +269,7 @@ class Settings(BaseSettings):
     orchestration: OrchestrationSettings = OrchestrationSettings()
     validation: ValidationSettings = ValidationSettings()
     ingest: IngestSettings = IngestSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")
     def _production_needs_real_values(self) -> Settings:

@@ -112,6 +112,41 @@ def notify_drift(ds: str, **context) -> dict:
     return {"ds": ds, "sent_to": delivery["to"]}
 
 
+def check_served_traffic(ds: str, **context) -> dict:
+    """Judge what the served model flagged of the day's uploads; email when above its band."""
+    from airflow.exceptions import AirflowFailException, AirflowSkipException
+
+    from anomalyops_airflow import alerting, traffic_check
+
+    settings = get_settings()
+    if not settings.api_url:
+        raise AirflowSkipException("no scoring API to watch (ANOMALYOPS_API_URL is not set)")
+    key = settings.api_admin_key.get_secret_value() if settings.api_admin_key else None
+    try:
+        counters = traffic_check.fetch_counters(
+            settings.api_url, key, settings.monitoring.timeout_s
+        )
+    except traffic_check.NoModelServed as exc:
+        raise AirflowSkipException(f"no model served yet, nothing to judge ({exc})") from exc
+    result = traffic_check.check(ds, settings, counters, **_run_info(context))
+    if result.delivery is not None and not result.delivery["sent"]:
+        exc = AirflowFailException(
+            f"served traffic on {ds} is above its band but the alert could not be emailed: "
+            f"{result.delivery['error']} (recorded in {result.record_uri})"
+        )
+        setattr(exc, alerting.ALERTED_ATTR, True)  # the callback would fail the same way
+        raise exc
+    day = result.day
+    return {
+        "ds": ds,
+        "version": day.version,
+        "status": day.status.value,
+        "rows": day.rows,
+        "alarm_rate": day.alarm_rate,
+        "record": result.record_uri,
+    }
+
+
 def _run_info(context: dict) -> dict:
     dag = context.get("dag")
     return {
