@@ -2,9 +2,10 @@
 
 Starts a local SMTP sink, the scoring API (uvicorn) and Airflow (scheduler + webserver, SQLite),
 backfills two to three weeks of simulated days through the real ingestion DAG (one corrupt day,
-a sudden drift), triggers one training run over the window, waits until the API serves the
-pushed model, scores a sample file through the API and prints where to look. It stays up until
-Ctrl-C; ``make stop`` stops what a detached run started.
+a sudden drift; one ``DAG.test`` run a day, in order, in one process, one progress line a day),
+triggers one training run over the window, waits until the API serves the pushed model,
+scores a sample file through the API and prints where to look. It stays up until Ctrl-C;
+``make stop`` stops what a detached run started.
 
 Everything lives under ``var/`` (pids, logs, mail, secrets) and ``data_lake/``.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from anomalyops.settings import PROJECT_ROOT
 from anomalyops_devtools.demo_env import DemoConfig, demo_env, secret
+from anomalyops_devtools.ingest_days import DayResult, Progress, tally
 from anomalyops_devtools.processes import (
     BIN,
     LOG_DIR,
@@ -98,6 +100,59 @@ def train_in_one_process(env: dict[str, str], airflow: str) -> str:
     return runs[0]["state"]
 
 
+def backfill_in_one_process(cfg: DemoConfig, env: dict[str, str]) -> list[DayResult]:
+    """Every day of the window through the ingest DAG, in order, in one child process.
+
+    The child (:mod:`anomalyops_devtools.ingest_days`) imports Airflow, GX and TFDV once and
+    runs each day as ``DAG.test``: real DagRuns in Airflow's DB (they show in the UI), no
+    executor. Its output goes to var/demo/backfill.log; its per-day results come back on a
+    pipe and are shown as one line per day. The DAG stays paused meanwhile, so the scheduler
+    does not run the same days.
+    """
+    days = [cfg.start + dt.timedelta(days=i) for i in range((cfg.end - cfg.start).days + 1)]
+    read_fd, write_fd = os.pipe()
+    log_path = LOG_DIR / "backfill.log"
+    results: list[DayResult] = []
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "anomalyops_devtools.ingest_days",
+                "--results-fd",
+                str(write_fd),
+                *(d.isoformat() for d in days),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT,
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as events, Progress(len(days), say=say) as progress:
+            for line in events:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if event.get("event") == "start":
+                    progress.started(event["day"])
+                elif event.get("event") == "day":
+                    result = DayResult.from_json(event)
+                    results.append(result)
+                    progress.finished(result)
+        code = proc.wait()
+    if code != 0 or len(results) < len(days):
+        tail = log_path.read_text(errors="replace").splitlines()[-30:]
+        raise SystemExit(
+            f"the backfill stopped after {len(results)} of {len(days)} days (exit {code}); "
+            f"last lines of {log_path}:\n" + "\n".join(tail)
+        )
+    return results
+
+
 # -- the loop -----------------------------------------------------------------------------
 def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     t0 = time.monotonic()
@@ -170,37 +225,14 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         f"started: SMTP sink :{cfg.smtp_port}, API :{cfg.api_port}, Airflow scheduler + UI :{cfg.web_port}"
     )
 
-    say(f"backfilling {cfg.days} days through {INGEST_DAG} (in one process: DebugExecutor) ...")
-    backfill_env = {**env, "AIRFLOW__CORE__EXECUTOR": "DebugExecutor"}
-    proc = subprocess.Popen(
-        [
-            airflow,
-            "dags",
-            "backfill",
-            INGEST_DAG,
-            "-s",
-            cfg.start.isoformat(),
-            "-e",
-            cfg.end.isoformat(),
-            "--reset-dagruns",
-            "--continue-on-failures",  # the corrupt day fails by design; the rest must follow
-            "-y",
-        ],
-        env=backfill_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=PROJECT_ROOT,
-    )
-    with open(LOG_DIR / "backfill.log", "w") as log:
-        for line in proc.stdout:
-            log.write(line)
-            if "[backfill progress]" in line:
-                print("\r" + line.split("[backfill progress]")[1].strip()[:110], end="", flush=True)
-    proc.wait()
-    print()
     say(
-        f"backfill finished in {time.monotonic() - t0:.0f}s (a failed day is expected: the corrupt one)"
+        f"backfilling {cfg.days} days through {INGEST_DAG}, in order, in one process "
+        f"(DAG.test per day; Airflow's output in {LOG_DIR / 'backfill.log'})"
+    )
+    results = backfill_in_one_process(cfg, env)
+    say(
+        f"backfill finished in {time.monotonic() - t0:.0f}s from start: {tally(results)} "
+        "(a quarantined day is expected: the corrupt one)"
     )
     say(
         f"training: one TFX run over the window, all {TRAIN_DAG} tasks in one process "
