@@ -6,6 +6,11 @@ following day is ingested, scored by the served model (trained up to the day bef
 forward evaluation) and by the frozen first model (the no-retraining arm), and the training DAG
 runs again. Per day: precision, recall and F1 on that day's labelled data for both arms.
 
+The served arm also goes the way users' files go: each day's rows are uploaded to the scoring
+API (a uvicorn process on loopback serving the replay's models; the training DAG's notifier
+reloads it after each push), and the daily ``anomalyops_monitor`` DAG judges what it served
+that day; its "served traffic drifted" emails land in the replay's mail sink with the others.
+
     .venv/bin/python bench/drift_replay.py                       # all three scenarios
     .venv/bin/python bench/drift_replay.py --scenarios sudden --days 12 --rows-per-day 720
     .venv/bin/python bench/drift_replay.py --scenarios none --days 6 --anomaly-kinds all \
@@ -77,7 +82,9 @@ def child(
             "ANOMALYOPS_SMTP__PORT": str(smtp_port),
         }
     )
-    os.environ.pop("ANOMALYOPS_API_URL", None)
+    api = _start_api(work)
+    os.environ["ANOMALYOPS_API_URL"] = api["url"]
+    os.environ["ANOMALYOPS_API_ADMIN_KEY"] = api["admin_key"]
     if anomaly_kinds:  # a JSON list
         os.environ["ANOMALYOPS_SIMULATOR__ANOMALY_KINDS"] = anomaly_kinds
     if spec_path:  # another spec needs its own curated schema (derived columns included)
@@ -99,6 +106,7 @@ def child(
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     ingest_dag, train_dag = bag.dags["anomalyops_ingest"], bag.dags["anomalyops_train"]
+    monitor_dag = bag.dags["anomalyops_monitor"]
 
     def at(day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
@@ -128,6 +136,7 @@ def child(
             "served_training_spans": _training_spans(work / "serving", served),
             "retrained": _evaluate(work, day, served),
             "frozen": _evaluate(work, day, frozen),
+            "served_traffic": _serve_and_monitor(api, work, day, served, monitor_dag, at(day)),
         }
         row["train_state"] = train(day)
         row["pushed_after"] = _newest_version(work / "serving") != served
@@ -146,7 +155,89 @@ def child(
         "timeline": timeline,
     }
     sink.stop()
+    api["proc"].terminate()
+    api["proc"].wait(timeout=30)
     return result
+
+
+def _start_api(work: Path) -> dict:
+    """The scoring API on a free loopback port, serving the replay's model directory."""
+    import atexit
+    import secrets
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (work / "serving").mkdir(parents=True, exist_ok=True)
+    key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "ANOMALYOPS_API_MODEL_DIR": str(work / "serving"),
+        "ANOMALYOPS_API_STATE_DIR": str(work / "api-state"),
+        "ANOMALYOPS_API_SPOOL_DIR": str(work / "api-spool"),
+        "ANOMALYOPS_API_KEYS": key,
+        "ANOMALYOPS_API_ADMIN_KEY": admin_key,
+    }
+    log = open(work / "api.log", "wb")  # noqa: SIM115 - the process keeps it for its lifetime
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "anomalyops_api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    atexit.register(proc.terminate)  # also when the replay fails half-way
+    return {"proc": proc, "url": f"http://127.0.0.1:{port}", "key": key, "admin_key": admin_key}
+
+
+def _serve_and_monitor(api: dict, work: Path, day: dt.date, version: int, dag, when) -> dict:
+    """Upload the day's rows to the API serving ``version``, then run the monitor DAG for it."""
+    import httpx
+
+    from anomalyops.lake import DATA_FILE, Lake, Zone
+    from anomalyops.served_traffic import read_day
+
+    lake = Lake(str(work / "lake"))
+    headers = {"X-API-Key": api["key"]}
+    deadline = time.monotonic() + 120
+    while True:  # the notifier reloaded it after the push; a fresh API may still be starting
+        try:
+            reply = httpx.get(f"{api['url']}/v1/models/active", headers=headers, timeout=10)
+            if reply.status_code == 200 and reply.json()["version"] == version:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API did not serve version {version}: see {work / 'api.log'}")
+        time.sleep(0.5)
+    if lake.exists(Zone.RAW, day):
+        path = Path(lake.partition_path(Zone.RAW, day)) / DATA_FILE
+        reply = httpx.post(
+            f"{api['url']}/v1/score",
+            files={"file": ("day.parquet", path.read_bytes(), "application/vnd.apache.parquet")},
+            headers=headers,
+            timeout=300,
+        )
+        reply.raise_for_status()
+    dag.test(execution_date=when)
+    record = read_day(lake, day)
+    return {
+        "status": record.status.value,
+        "rows": record.rows,
+        "alarm_rate": record.alarm_rate,
+        "alerted": bool(record.alerts),
+    }
 
 
 def _gate_decision(work: Path, day: dt.date) -> str:
