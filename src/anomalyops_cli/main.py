@@ -182,12 +182,31 @@ def _cmd_init(args: argparse.Namespace) -> int:
     write_landing(lake, plan.days, name=LANDING_FILE)
     print(f"wrote {spec_out}, {schema_out} and {len(plan.days)} landing day(s)")
 
-    ours = settings.model_copy(
-        update={
-            "feature_spec_path": spec_out,
-            "validation": settings.validation.model_copy(update={"schema_path": schema_out}),
-        }
-    )
+    first, last = plan.first_day.isoformat(), plan.last_day.isoformat()
+    exports = {
+        "ANOMALYOPS_FEATURE_SPEC_PATH": str(spec_out),
+        "ANOMALYOPS_VALIDATION__SCHEMA_PATH": str(schema_out),
+        "ANOMALYOPS_SOURCE": "landing",
+        "ANOMALYOPS_START_DATE": first,
+        "ANOMALYOPS_LAKE_ROOT": settings.lake_root,
+        "ANOMALYOPS_PIPELINE_ROOT": str(settings.pipeline_root),
+        "ANOMALYOPS_TRAINING__WINDOW_DAYS": str(min(len(plan.days), 14)),
+    }
+    # Compile with exactly the settings the printed exports give: the IR's fingerprint covers them.
+    import os
+
+    from anomalyops.settings import Settings
+
+    saved = {key: os.environ.get(key) for key in exports}
+    os.environ.update(exports)
+    try:
+        ours = Settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     compiled = False
     if args.no_compile:
         print("skipped compiling the pipeline (--no-compile)")
@@ -201,16 +220,6 @@ def _cmd_init(args: argparse.Namespace) -> int:
         except Exception as exc:  # the data is in place; compiling can follow later
             print(f"could not compile the pipeline ({type(exc).__name__}: {exc})", file=sys.stderr)
 
-    first, last = plan.first_day.isoformat(), plan.last_day.isoformat()
-    exports = {
-        "ANOMALYOPS_FEATURE_SPEC_PATH": str(spec_out),
-        "ANOMALYOPS_VALIDATION__SCHEMA_PATH": str(schema_out),
-        "ANOMALYOPS_SOURCE": "landing",
-        "ANOMALYOPS_START_DATE": first,
-        "ANOMALYOPS_LAKE_ROOT": settings.lake_root,
-        "ANOMALYOPS_PIPELINE_ROOT": str(settings.pipeline_root),
-        "ANOMALYOPS_TRAINING__WINDOW_DAYS": str(min(len(plan.days), 14)),
-    }
     print("\nnext: review the spec (ranges, roles), then, in this shell:")
     for key, value in exports.items():
         print(f"  export {key}={shlex.quote(value)}")
