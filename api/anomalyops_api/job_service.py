@@ -23,6 +23,7 @@ from anomalyops_api.errors import ApiError
 from anomalyops_api.job_record import Job, JobAborted, JobStatus
 from anomalyops_api.job_store import JobStore
 from anomalyops_api.limits import job_limits
+from anomalyops_api.logging_config import model_version_var
 from anomalyops_api.metrics import ApiMetrics
 from anomalyops_api.registry import ModelRegistry
 from anomalyops_api.scoring import count_rows_estimate, score_file
@@ -125,6 +126,8 @@ class JobService:
     def _run(self, job: Job) -> None:
         model = self.registry.active
         assert model is not None
+        # This worker thread runs in a copied context: the version stays on this job's lines.
+        model_version_var.set(model.version)
         store, settings = self.store, self.settings
         src = store.input_path(job.id)
         partial = store.job_dir(job.id) / f"result.partial.{job.output_format.value}"

@@ -24,6 +24,11 @@ from anomalyops import __version__
 from anomalyops_api.errors import install_error_handlers
 from anomalyops_api.job_service import JobService
 from anomalyops_api.limits import UploadGate
+from anomalyops_api.logging_config import (
+    RequestContextMiddleware,
+    configure_logging,
+    set_served_version_source,
+)
 from anomalyops_api.metrics import ApiMetrics, MetricsMiddleware
 from anomalyops_api.model import _tensorflow
 from anomalyops_api.openapi import AllowHeaderMiddleware, truthful_openapi
@@ -65,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warmup_rows=settings.warmup_rows,
     )
     app.state.registry = registry
+    set_served_version_source(partial(_served_version, app))
     limiter = anyio.CapacityLimiter(settings.max_concurrent_scoring)
     app.state.scoring_limiter = limiter
     gate = UploadGate(settings.max_concurrent_uploads, settings.max_key_upload_bytes)
@@ -89,6 +95,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop.set()
         await job_service.stop()
         await asyncio.gather(watcher, sweeper)
+        set_served_version_source(None)
+
+
+def _served_version(app: FastAPI) -> int | None:
+    """The version served now (None before the lifespan loaded one): for log records."""
+    registry: ModelRegistry | None = getattr(app.state, "registry", None)
+    model = registry.active if registry is not None else None
+    return model.version if model is not None else None
 
 
 async def _sweep_spool_forever(
@@ -110,6 +124,9 @@ async def _sweep_spool_forever(
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to :class:`ApiSettings` from the environment."""
     settings = settings or ApiSettings()
+    # Here, not at import: uvicorn --factory has set up its loggers by now, and this routes
+    # them (and ours) through one handler and format (logging_config.py).
+    configure_logging(settings.resolved_log_format, settings.log_level)
     common = {
         "title": "anomalyops scoring API",
         "version": __version__,
@@ -135,4 +152,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(models.admin)
     app.include_router(health.router)
     app.include_router(ui.router)  # /ui: the upload page, static files from the package
+    # Outermost, outside Starlette's error middleware: 500 replies carry the id too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestContextMiddleware(  # type: ignore[method-assign]
+        build_stack(), version_source=partial(_served_version, app)
+    )
     return app

@@ -101,6 +101,12 @@ class ApiSettings(BaseSettings):
     traffic_min_rows: int = Field(default=1000, ge=1)
     """Scored rows a version needs before its alarm rate is judged (``too_few_rows`` below)."""
 
+    log_format: Literal["json", "text"] | None = None
+    """``json`` (one object a line) or ``text`` (readable lines); None means json in
+    production, text in development (``make run``)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of the service's and uvicorn's loggers (INFO shows model swaps and job events)."""
+
     docs_enabled: bool | None = None
     """``/docs``, ``/redoc`` and ``/openapi.json``; None means on in development, off in
     production."""
@@ -138,6 +144,24 @@ class ApiSettings(BaseSettings):
         if self.docs_enabled is None:
             return self.environment != "production"
         return self.docs_enabled
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is None:
+            return "json" if self.environment == "production" else "text"
+        return self.log_format
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def auth_open(self) -> bool:

@@ -471,7 +471,8 @@ def test_published_ports_bind_to_loopback_by_default(raw):
         for port in service.get("ports") or []:
             host, _, container = str(port).rpartition(":")
             # UIs without a login ignore BIND_ADDRESS (test_production_defaults.py).
-            bind = "127.0.0.1:" if name in ("mailpit", "flower") else "${BIND_ADDRESS:-127.0.0.1}:"
+            loopback_only = name in ("mailpit", "flower", "prometheus")
+            bind = "127.0.0.1:" if loopback_only else "${BIND_ADDRESS:-127.0.0.1}:"
             assert host.startswith(bind), f"{name}: {port}"
             published[name] = container
     assert published == {
@@ -479,6 +480,7 @@ def test_published_ports_bind_to_loopback_by_default(raw):
         "api": "8000",
         "mailpit": "8025",
         "flower": "5555",
+        "prometheus": "9090",
     }
 
 
