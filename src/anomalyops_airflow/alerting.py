@@ -1,21 +1,21 @@
-"""Alert delivery through Airflow's email machinery, and the failure callback for every DAG.
+"""Alert delivery through Airflow's SMTP machinery, and the failure callback for every DAG.
 
-Transport: ``airflow.utils.email.send_mime_email``, i.e. Airflow's ``[smtp]`` configuration
-(``AIRFLOW__SMTP__*``, derived from ``ANOMALYOPS_SMTP__*`` by ``anomalyops_airflow.env``) and
-credentials from the ``smtp_default`` connection. The messages come from ``anomalyops.alerts``.
-A failed send never raises here: it is logged and returned as a delivery record, so the caller
-records it (gate.json) and still fails its task.
+Transport: the SMTP provider's ``SmtpHook`` on the ``smtp_default`` connection, the single
+source of SMTP settings (host, port, login, STARTTLS/SSL, timeout, retries); the embedded run
+and the containers derive it from ``ANOMALYOPS_SMTP__*`` (``anomalyops_airflow.env``). The
+messages come from ``anomalyops.alerts``. A failed send never raises here: it is logged and
+returned as a delivery record, so the caller records it (gate.json) and still fails its task.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from email.mime.multipart import MIMEMultipart
 
 from anomalyops.alerts import render_failure_email
 from anomalyops.settings import Settings, get_settings
+from anomalyops_airflow.env import SMTP_CONN_ID
 
 log = logging.getLogger(__name__)
 
@@ -25,41 +25,36 @@ ALERTED_ATTR = "anomalyops_alerted"
 
 # -- sending ---------------------------------------------------------------------------------
 def send(msg: MIMEMultipart, settings: Settings | None = None) -> dict:
-    """Send through Airflow's SMTP machinery; return a delivery record (never raises)."""
-    from airflow.configuration import conf
-    from airflow.utils.email import send_mime_email
-
+    """Send through the ``smtp_default`` connection; return a delivery record (never raises)."""
     from anomalyops.validation.report import now
 
     settings = settings or get_settings()
     to = list(settings.alert_emails)
-    record: dict = {"to": to, "subject": str(msg["Subject"]), "at": now()}
-    host, port = conf.get("smtp", "smtp_host"), conf.getint("smtp", "smtp_port")
-    record["server"] = f"{host}:{port}"
-    if (host, port) != (settings.smtp.host, settings.smtp.port):
-        log.warning(
-            "Airflow's [smtp] says %s:%s but ANOMALYOPS_SMTP__HOST/PORT say %s:%s; Airflow's "
-            "wins. Derive one from the other (anomalyops airflow-env).",
-            host,
-            port,
-            settings.smtp.host,
-            settings.smtp.port,
-        )
+    record: dict = {"to": to, "subject": str(msg["Subject"]), "at": now(), "server": None}
     if not to:
         record.update(sent=False, error="no recipients (ANOMALYOPS_ALERT_EMAILS is empty)")
         log.error("alert not sent: %s", record["error"])
         return record
     try:
-        send_mime_email(
-            e_from=settings.smtp.mail_from, e_to=to, mime_msg=msg, conn_id="smtp_default"
-        )
+        from airflow.hooks.base import BaseHook
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        conn = BaseHook.get_connection(SMTP_CONN_ID)
+        record["server"] = f"{conn.host}:{conn.port}"
+        # The hook connects, negotiates STARTTLS/SSL, logs in and retries as the connection
+        # says. Its own send builds an HTML-only message; ours is text + HTML, so the finished
+        # message goes to the client the hook opened.
+        with SmtpHook(smtp_conn_id=SMTP_CONN_ID) as hook:
+            client = hook._smtp_client
+            client.sendmail(settings.smtp.mail_from, to, msg.as_string())
+            client.quit()
     except Exception as exc:
         record.update(sent=False, error=f"{type(exc).__name__}: {exc}")
         log.error(
             "could not send alert %r to %s via %s: %s",
             record["subject"],
             to,
-            record["server"],
+            record["server"] or f"connection {SMTP_CONN_ID!r}",
             record["error"],
         )
         return record
@@ -70,27 +65,31 @@ def send(msg: MIMEMultipart, settings: Settings | None = None) -> dict:
 
 # -- the failure callback --------------------------------------------------------------------
 def task_log_location(ti) -> tuple[str | None, str | None]:
-    """(web UI URL, local file path) of a task instance's log for its current try."""
+    """(web UI URL, local file path) of a task instance's log for its current try.
+
+    The URL is ``ti.log_url``. Airflow 2.10 has no public call that renders a log file's path
+    (``TaskInstance`` has no ``log_filepath``; only ``FileTaskHandler``'s private
+    ``_render_filename`` does it), so the path is the file the task's log handler is writing
+    now: after ``set_context(ti)`` a ``FileTaskHandler`` holds a ``logging.FileHandler`` in its
+    ``handler`` attribute, whose ``baseFilename`` is that file. Outside the task's own process
+    (a callback for a task that was killed) or with a handler that writes no local file, there
+    is no path and the email carries the URL only.
+    """
     url = path = None
     try:
         url = ti.log_url
     except Exception:
         log.debug("no log URL", exc_info=True)
     try:
-        from airflow.configuration import conf
         from airflow.utils.log.file_task_handler import FileTaskHandler
 
-        handler = next(
-            (
-                h
-                for h in logging.getLogger("airflow.task").handlers
-                if isinstance(h, FileTaskHandler)
-            ),
-            None,
-        )
-        base = handler.local_base if handler else conf.get("logging", "base_log_folder")
-        renderer = handler or FileTaskHandler(base_log_folder=base)
-        path = os.path.join(base, renderer._render_filename(ti, ti.try_number))
+        for handler in logging.getLogger("airflow.task").handlers:
+            inner = (
+                getattr(handler, "handler", None) if isinstance(handler, FileTaskHandler) else None
+            )
+            if isinstance(inner, logging.FileHandler):
+                path = inner.baseFilename
+                break
     except Exception:
         log.debug("no log path", exc_info=True)
     return url, path

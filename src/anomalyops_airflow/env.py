@@ -6,6 +6,7 @@ already set in the environment win, so a deployment can point Airflow anywhere.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -36,28 +37,42 @@ def airflow_env(home: Path | None = None, *, root: Path = PROJECT_ROOT) -> dict[
     return {k: os.environ.get(k, v) for k, v in defaults.items()}
 
 
-def smtp_airflow_env(smtp: SmtpSettings | None = None) -> dict[str, str]:
-    """Airflow's ``[smtp]`` settings derived from ``ANOMALYOPS_SMTP__*`` (the one source).
+SMTP_CONN_ID = "smtp_default"
+"""The one Airflow connection alerts are sent through (``anomalyops_airflow.alerting.send``)."""
 
-    Credentials, when ``ANOMALYOPS_SMTP__USER``/``PASSWORD`` are set, go to Airflow's fallback
-    ``[smtp] smtp_user/smtp_password``; an ``smtp_default`` connection, if defined, wins.
+
+def smtp_connection(smtp: SmtpSettings) -> dict:
+    """The ``smtp_default`` connection, in Airflow's JSON form, built from ``ANOMALYOPS_SMTP__*``.
+
+    Read by the SMTP provider's ``SmtpHook``: host, port, login/password (only when both are
+    set) and the extras ``disable_tls``/``disable_ssl`` (the hook's defaults are STARTTLS and
+    SSL *on*, so both are always written), ``timeout``, ``retry_limit`` and ``from_email``.
+    """
+    conn: dict = {"conn_type": "smtp", "host": smtp.host, "port": smtp.port}
+    if smtp.user and smtp.password:
+        conn["login"] = smtp.user
+        conn["password"] = smtp.password.get_secret_value()
+    conn["extra"] = {
+        "disable_tls": not smtp.starttls,
+        "disable_ssl": not smtp.ssl,
+        "timeout": max(1, round(smtp.timeout_s)),
+        # A down server must not hold a task for minutes: the gate records and fails instead.
+        "retry_limit": 2,
+        "from_email": smtp.mail_from,
+    }
+    return conn
+
+
+def smtp_airflow_env(smtp: SmtpSettings | None = None) -> dict[str, str]:
+    """``AIRFLOW_CONN_SMTP_DEFAULT`` derived from ``ANOMALYOPS_SMTP__*`` (the one source).
+
+    Airflow's ``[smtp]`` section is not written: alerts go through the SMTP provider's hook,
+    which reads everything from this connection. ``airflow_env()`` keeps the variable when it is
+    already set; a custom secrets backend is searched before environment variables, a
+    connection stored in Airflow's database after them.
     """
     if smtp is None:
         from anomalyops.settings import Settings
 
         smtp = Settings().smtp
-    env = {
-        "AIRFLOW__EMAIL__EMAIL_BACKEND": "airflow.utils.email.send_email_smtp",
-        "AIRFLOW__SMTP__SMTP_HOST": smtp.host,
-        "AIRFLOW__SMTP__SMTP_PORT": str(smtp.port),
-        "AIRFLOW__SMTP__SMTP_STARTTLS": str(smtp.starttls),
-        "AIRFLOW__SMTP__SMTP_SSL": str(smtp.ssl),
-        "AIRFLOW__SMTP__SMTP_MAIL_FROM": smtp.mail_from,
-        "AIRFLOW__SMTP__SMTP_TIMEOUT": str(max(1, round(smtp.timeout_s))),
-        # A down server must not hold a task for minutes: the gate records and fails instead.
-        "AIRFLOW__SMTP__SMTP_RETRY_LIMIT": "2",
-    }
-    if smtp.user and smtp.password:
-        env["AIRFLOW__SMTP__SMTP_USER"] = smtp.user
-        env["AIRFLOW__SMTP__SMTP_PASSWORD"] = smtp.password.get_secret_value()
-    return env
+    return {"AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp_connection(smtp), sort_keys=True)}

@@ -341,11 +341,10 @@ def test_pipeline_environment_is_accepted_by_settings(compose, monkeypatch):
         assert settings.environment == "production"
         assert settings.beam_args == DEFAULT_BEAM_ARGS, "compose's default drifted from settings"
         assert settings.smtp.host in compose["services"], "alerts must go to a stack service"
-        smtp = smtp_airflow_env(settings.smtp)  # what the entrypoint exports for Airflow
-        assert (smtp["AIRFLOW__SMTP__SMTP_HOST"], smtp["AIRFLOW__SMTP__SMTP_PORT"]) == (
-            "mailpit",
-            "1025",
-        )
+        # What the entrypoint exports for Airflow: the smtp_default connection alerts use.
+        smtp = json.loads(smtp_airflow_env(settings.smtp)["AIRFLOW_CONN_SMTP_DEFAULT"])
+        assert (smtp["host"], smtp["port"]) == ("mailpit", 1025)
+        assert "login" not in smtp and "password" not in smtp, "Mailpit takes no credentials"
         assert settings.api_url == "http://api:8000"
         db = settings.training.metadata_db_url.get_secret_value()
         assert db.startswith("postgresql://") and "@postgres:5432/" in db

@@ -131,24 +131,37 @@ def test_failure_email_names_log_and_quarantine_problems():
         assert needle in text and escape(needle) in html
 
 
-def test_airflow_smtp_config_derives_from_settings():
-    env = smtp_airflow_env(
-        SmtpSettings(host="mail.example", port=2525, starttls=True, mail_from="x@y")
+def test_smtp_default_connection_derives_from_settings():
+    """One ``smtp_default`` connection, read the way the SMTP provider's hook reads it."""
+    from airflow.models.connection import Connection
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    def hook_for(smtp: SmtpSettings) -> SmtpHook:
+        env = smtp_airflow_env(smtp)
+        assert set(env) == {"AIRFLOW_CONN_SMTP_DEFAULT"}  # no [smtp] to keep in step
+        hook = SmtpHook()
+        hook.smtp_connection = Connection.from_json(env["AIRFLOW_CONN_SMTP_DEFAULT"])
+        return hook
+
+    hook = hook_for(SmtpSettings(host="mail.example", port=2525, starttls=True, mail_from="x@y"))
+    assert (hook.host, hook.port, hook.smtp_starttls, hook.use_ssl) == (
+        "mail.example",
+        2525,
+        True,
+        False,
     )
-    assert (
-        env["AIRFLOW__SMTP__SMTP_HOST"] == "mail.example"
-        and env["AIRFLOW__SMTP__SMTP_PORT"] == "2525"
+    assert (hook.from_email, hook.timeout, hook.smtp_retry_limit) == ("x@y", 10, 2)
+    assert hook.smtp_user == "" and hook.smtp_password == ""
+    plain = hook_for(SmtpSettings())
+    assert (plain.host, plain.port, plain.smtp_starttls, plain.use_ssl) == (
+        "127.0.0.1",
+        8025,
+        False,
+        False,
     )
-    assert (
-        env["AIRFLOW__SMTP__SMTP_STARTTLS"] == "True"
-        and env["AIRFLOW__SMTP__SMTP_MAIL_FROM"] == "x@y"
-    )
-    assert "AIRFLOW__SMTP__SMTP_PASSWORD" not in env
-    with_auth = smtp_airflow_env(SmtpSettings(user="u", password="p"))
-    assert (
-        with_auth["AIRFLOW__SMTP__SMTP_USER"] == "u"
-        and with_auth["AIRFLOW__SMTP__SMTP_PASSWORD"] == "p"
-    )
+    with_auth = hook_for(SmtpSettings(user="u", password='p@ss:/"w', ssl=True))
+    assert (with_auth.smtp_user, with_auth.smtp_password) == ("u", 'p@ss:/"w')
+    assert with_auth.use_ssl and not with_auth.smtp_starttls
 
 
 def test_send_to_a_closed_port_returns_a_failed_record(monkeypatch):
@@ -212,3 +225,25 @@ def test_calibrated_drift_email_counts_features_and_says_whether_the_window_rest
     drift["restart"], entry["restart"] = False, False
     text, _ = parts(alerts.render_gate_email({**gate, "drift": drift}, Settings()))
     assert "does not restart" in text and "YES, restart" not in text
+
+
+def test_task_log_location_is_the_url_and_the_file_the_task_handler_writes(tmp_path):
+    import logging
+
+    from airflow.utils.log.file_task_handler import FileTaskHandler
+
+    class TI:
+        log_url = "http://localhost:8080/dags/d/grid?task_id=t"
+
+    task_log = logging.getLogger("airflow.task")
+    handler = FileTaskHandler(base_log_folder=str(tmp_path))
+    task_log.addHandler(handler)
+    try:
+        assert alerting.task_log_location(TI()) == (TI.log_url, None)  # no context set yet
+        # What set_context(ti) does: open the try's file under the base folder.
+        log_file = tmp_path / "dag_id=d" / "attempt=1.log"
+        log_file.parent.mkdir()
+        handler.handler = logging.FileHandler(log_file, delay=True)
+        assert alerting.task_log_location(TI()) == (TI.log_url, str(log_file))
+    finally:
+        task_log.removeHandler(handler)
