@@ -1,7 +1,10 @@
 """The alert emails' contents: a gate verdict or a task failure as plain text and HTML.
 
-Building a message needs no Airflow; sending it and the DAGs' failure callback live in the
-Airflow layer (``anomalyops_airflow.alerting``).
+The bodies are Jinja templates shipped with the package (``anomalyops/templates/alerts/``):
+``<name>.txt.j2`` and ``<name>.html.j2`` per email, their shared sentences in ``_words.j2``.
+This module computes what they show (counts, formatted numbers, table rows) and builds the
+MIME message. Building a message needs no Airflow; sending it and the DAGs' failure callback
+live in the Airflow layer (``anomalyops_airflow.alerting``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ import logging
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_eval_context, select_autoescape
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 from anomalyops.served_traffic import TrafficDay
 from anomalyops.settings import Settings
@@ -21,72 +29,58 @@ log = logging.getLogger(__name__)
 SUBJECT_PREFIX = "[anomalyops]"
 
 
-# -- building messages -----------------------------------------------------------------------
-class _Doc:
-    """A message body built once, rendered as plain text and as HTML."""
-
-    def __init__(self) -> None:
-        self.text: list[str] = []
-        self.html: list[str] = []
-
-    def heading(self, title: str) -> None:
-        self.text += ["", title, "-" * len(title)]
-        self.html.append(f"<h3>{html.escape(title)}</h3>")
-
-    def para(self, line: str) -> None:
-        self.text.append(line)
-        self.html.append(f"<p>{html.escape(line)}</p>")
-
-    def fields(self, rows: list[tuple[str, object]]) -> None:
-        width = max(len(k) for k, _ in rows)
-        self.text += [f"{k.ljust(width)} : {v}" for k, v in rows]
-        cells = "".join(
-            f"<tr><th align='left'>{html.escape(k)}</th><td>{_link(v)}</td></tr>" for k, v in rows
-        )
-        self.html.append(f"<table>{cells}</table>")
-
-    def table(self, header: list[str], rows: list[list[object]]) -> None:
-        if not rows:
-            self.para("(none)")
-            return
-        for row in rows:
-            self.text.append(
-                "  - " + " | ".join(f"{h}: {c}" for h, c in zip(header, row, strict=True))
-            )
-        head = "".join(f"<th align='left'>{html.escape(h)}</th>" for h in header)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-            for row in rows
-        )
-        self.html.append(
-            f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
-        )
-
-    def pre(self, text: str) -> None:
-        self.text.append(text)
-        self.html.append(f"<pre>{html.escape(text)}</pre>")
-
-    def message(self, subject: str, settings: Settings) -> MIMEMultipart:
-        msg = MIMEMultipart("alternative")
-        msg["Subject"] = subject
-        msg["From"] = settings.smtp.mail_from
-        msg["To"] = ", ".join(settings.alert_emails)
-        msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain="anomalyops")
-        msg.attach(MIMEText("\n".join(self.text).strip() + "\n", "plain", "utf-8"))
-        page = (
-            "<html><body style='font-family:sans-serif'>" + "\n".join(self.html) + "</body></html>"
-        )
-        msg.attach(MIMEText(page, "html", "utf-8"))
-        return msg
+# -- rendering -------------------------------------------------------------------------------
+@cache
+def _environment() -> Environment:
+    """Templates from the package; HTML ones (``*.html.j2``) autoescape every value."""
+    env = Environment(
+        loader=PackageLoader("anomalyops", "templates/alerts"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_finalize,
+    )
+    env.filters["href"] = _href
+    # The shared sentences (_words.j2) are plain text; a macro called from an HTML template
+    # returns them marked safe, so the HTML templates pass them through ``text`` to be escaped.
+    env.filters["text"] = str
+    return env
 
 
-def _link(value: object) -> str:
-    text = html.escape(str(value))
-    if isinstance(value, str) and (value.startswith(("http://", "https://", "file://", "/"))):
-        href = value if "://" in value else f"file://{value}"
-        return f"<a href='{html.escape(href)}'>{text}</a>"
-    return text
+@pass_eval_context
+def _finalize(eval_ctx: EvalContext, value: object) -> object:
+    """Every ``{{ value }}``: None as empty; escaped with ``html.escape`` where autoescaping.
+
+    Autoescaping would escape the string anyway (with markupsafe's entities); escaping it here
+    keeps the entities the emails always had (``&#x27;``, ``&quot;``).
+    """
+    if isinstance(value, Markup):
+        return value
+    text = "" if value is None else str(value)
+    return Markup(html.escape(text)) if eval_ctx.autoescape else text
+
+
+def _href(value: object) -> str | None:
+    """The link target of a URL or an absolute path, else None (shown as plain text)."""
+    if isinstance(value, str) and value.startswith(("http://", "https://", "file://", "/")):
+        return value if "://" in value else f"file://{value}"
+    return None
+
+
+def _message(name: str, subject: str, settings: Settings, **context: object) -> MIMEMultipart:
+    env = _environment()
+    text = env.get_template(f"{name}.txt.j2").render(subject=subject, **context)
+    page = env.get_template(f"{name}.html.j2").render(subject=subject, **context)
+    msg = MIMEMultipart("alternative")
+    msg["Subject"] = subject
+    msg["From"] = settings.smtp.mail_from
+    msg["To"] = ", ".join(settings.alert_emails)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="anomalyops")
+    msg.attach(MIMEText(text.strip() + "\n", "plain", "utf-8"))
+    msg.attach(MIMEText(page, "html", "utf-8"))
+    return msg
 
 
 def _run_fields(
@@ -119,6 +113,7 @@ def render_gate_email(
     anomalies = gate.tfdv.anomalies
     block = gate.drift
     drift = block.scores
+    # The lead sentences and the headings are in templates/alerts/gate.*.j2 and _words.j2.
     # A feature has several tests (marginal, residual): count features, not tests.
     drifted = sorted({d["feature"] for d in drift if d.get("drifted")})
     if gate.decision == Verdict.FAIL:
@@ -126,102 +121,82 @@ def render_gate_email(
             f"{SUBJECT_PREFIX} ds={ds} QUARANTINED: {len(failed)} failed expectation(s), "
             f"{len(anomalies)} TFDV anomaly(ies), {len(drifted)} drifted feature(s)"
         )
-        lead = (
-            f"The data for {ds} failed the validation gate. It was moved to quarantine and "
-            "nothing will train on it; the DAG run is marked failed."
-        )
     else:
         subject = (
             f"{SUBJECT_PREFIX} ds={ds} drift warning: {len(drifted)} feature(s) drifted (promoted)"
         )
-        lead = (
-            f"The data for {ds} is valid but drifted from {_reference_text(block)}. "
-            "By policy it was promoted to validated/ so the next training run learns the new "
-            "behaviour."
-        )
-    doc = _Doc()
-    doc.para(lead)
-    doc.fields(
-        [
-            *_run_fields(dag_id, run_id, logical_date),
-            ("Decision", gate.decision.value),
-            ("Outcome", gate.outcome.value),
-            ("Rows", gate.rows),
-            ("Spec", f"{gate.spec.name} ({gate.spec.fingerprint})" if gate.spec else "-"),
-        ]
-    )
-    doc.heading(f"Failed expectations (Great Expectations): {len(failed)}")
-    doc.table(
-        ["expectation", "column", "observed"],
-        [[f["expectation"], _col(f.get("column")), f.get("observed", "")] for f in failed],
-    )
-    doc.heading(f"TFDV anomalies: {len(anomalies)}")
-    doc.table(["feature", "anomaly"], [[a["feature"], a["short_description"]] for a in anomalies])
-    doc.heading(f"Drift vs {_reference_text(block)}" if block.baseline else "Drift")
     if not block.baseline:
-        doc.para(block.note or "no baseline day")
+        drift_view: dict = {"kind": "none", "note": block.note or "no baseline day"}
     elif any("p_value" in d for d in drift):
-        doc.para(
-            f"Per feature, two-sample KS tests of the day against the reference days: the "
-            f"feature's distribution (ks_2samp) and what the other features do not explain of "
-            f"it (ks_2samp_residual). p-values are Bonferroni-corrected over the day's "
-            f"{len(drift)} tests and account for the sample sizes and the reference days' own "
-            f"day-to-day variation; a feature drifted when p < {block.alpha}. "
-            + (
-                "This day starts a new regime: the training window restarts here."
-                if block.restart
-                else "The training window does not restart (no large significant shift)."
-            )
-        )
-        doc.table(
-            ["feature", "test", "statistic", "critical", "p (corrected)", "drifted", "policy"],
-            [
+        drift_view = {
+            "kind": "calibrated",
+            "tests": len(drift),
+            "alpha": block.alpha,
+            "restart": block.restart,
+            "header": [
+                *("feature", "test", "statistic", "critical", "p (corrected)", "drifted"),
+                "policy",
+            ],
+            "rows": [
                 [
                     d["feature"],
                     d["comparator"],
-                    "-" if d["value"] is None else f"{d['value']:.4f}",
-                    "-" if d.get("threshold") is None else f"{d['threshold']:.4f}",
+                    _num(d["value"]),
+                    _num(d.get("threshold")),
                     f"{d['p_value']:.3g}",
                     ("YES, restart" if d.get("restart") else "YES") if d["drifted"] else "no",
                     d.get("policy", ""),
                 ]
                 for d in drift
             ],
-        )
+        }
     else:
-        doc.table(
-            ["feature", "comparator", "score", "threshold", "drifted", "policy"],
-            [
+        drift_view = {
+            "kind": "scores",
+            "header": ["feature", "comparator", "score", "threshold", "drifted", "policy"],
+            "rows": [
                 [
                     d["feature"],
                     d["comparator"],
-                    "-" if d["value"] is None else f"{d['value']:.4f}",
+                    _num(d["value"]),
                     f"{d['threshold']:.4f}",
                     "YES" if d["drifted"] else "no",
                     d.get("policy", ""),
                 ]
                 for d in drift
             ],
-        )
-    doc.heading("Reports")
+        }
+    drift_view["title"] = f"Drift vs {_reference_text(block)}" if block.baseline else "Drift"
     reports = gate.reports
-    doc.fields(
-        [
+    return _message(
+        "gate",
+        subject,
+        settings,
+        decision=gate.decision.value,
+        ds=ds,
+        reference=_reference_text(block),
+        summary=[
+            *_run_fields(dag_id, run_id, logical_date),
+            ("Decision", gate.decision.value),
+            ("Outcome", gate.outcome.value),
+            ("Rows", gate.rows),
+            ("Spec", f"{gate.spec.name} ({gate.spec.fingerprint})" if gate.spec else "-"),
+        ],
+        failed=[[f["expectation"], _col(f.get("column")), f.get("observed", "")] for f in failed],
+        anomalies=[[a["feature"], a["short_description"]] for a in anomalies],
+        drift=drift_view,
+        reports=[
             ("Data Docs (GX)", reports.data_docs or "-"),
             ("TFDV statistics", reports.statistics_html or "-"),
             ("TFDV anomalies", reports.anomalies or "-"),
             ("Gate decision", reports.gate or "-"),
             *([("Quarantined data", gate.quarantine_path)] if gate.quarantine_path else []),
-        ]
+        ],
     )
-    if gate.decision == Verdict.FAIL:
-        doc.heading("What next")
-        doc.para(
-            f"Fix the cause (source data, spec, curated expectations or schema), then "
-            f"`anomalyops readmit {ds}` re-runs the gate on the quarantined data; "
-            f"`anomalyops readmit {ds} --force --reason '...'` promotes it with a recorded override."
-        )
-    return doc.message(subject, settings)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _col(column: object) -> str:
@@ -245,31 +220,28 @@ def render_failure_email(
 ) -> MIMEMultipart:
     """A task failed: what, where its log is, and (for rejected input) the problems found."""
     subject = f"{SUBJECT_PREFIX} task failed: {dag_id}.{task_id} (logical date {logical_date})"
-    doc = _Doc()
-    doc.para(f"Task {task_id} of DAG {dag_id} failed (no retries left).")
-    doc.fields(
-        [
+    if quarantine:
+        quarantine = {
+            "stage": quarantine.get("stage", "?"),
+            "problems": [[p] for p in quarantine.get("problems") or []],
+            "location": quarantine.get("location"),
+        }
+    return _message(
+        "failure",
+        subject,
+        settings,
+        dag_id=dag_id,
+        task_id=task_id,
+        summary=[
             *_run_fields(dag_id, run_id, logical_date),
             ("Task", task_id),
             ("Try", try_number if try_number is not None else "-"),
             ("Log (web UI)", log_url or "-"),
             ("Log file", log_path or "-"),
-        ]
+        ],
+        error=str(error) if error else "(no exception recorded)",
+        quarantine=quarantine or None,
     )
-    doc.heading("Error")
-    doc.pre(str(error) if error else "(no exception recorded)")
-    if quarantine:
-        doc.heading(f"Quarantined at stage '{quarantine.get('stage', '?')}'")
-        problems = quarantine.get("problems") or []
-        doc.table(["problem"], [[p] for p in problems])
-        if quarantine.get("location"):
-            doc.fields([("Quarantined files", quarantine["location"])])
-        if quarantine.get("stage") == "ingest":
-            doc.para(
-                "Fix the day's files in landing/ (the originals are kept in quarantine/), then "
-                "clear the ingest task of this run."
-            )
-    return doc.message(subject, settings)
 
 
 def render_traffic_email(
@@ -287,16 +259,13 @@ def render_traffic_email(
         f"{SUBJECT_PREFIX} served traffic drifted on {day.ds}: model {day.version} flagged "
         f"{rate} of {day.rows:,} rows"
     )
-    doc = _Doc()
-    doc.para(day.summary)
-    doc.para(
-        "The uploads scored that day no longer look like the data the model was trained on, or "
-        "something upstream of the uploads broke. Compare them with the recent validated days "
-        "(the drift check in gate.json), and let the daily training catch up, or roll back."
-    )
     low, high = day.alarm_rate_interval or (None, None)
-    doc.fields(
-        [
+    return _message(
+        "traffic",
+        subject,
+        settings,
+        summary_line=day.summary,
+        summary=[
             *_run_fields(dag_id, run_id, logical_date),
             ("Model version", day.version),
             ("Rows scored that day", f"{day.rows:,}"),
@@ -306,9 +275,8 @@ def render_traffic_email(
             ("Band up to", _pct(day.max_alarm_rate)),
             ("Counted since", day.baseline or "the API's counters started"),
             ("Record", record_uri or "-"),
-        ]
+        ],
     )
-    return doc.message(subject, settings)
 
 
 def _pct(value: float | None) -> str:

@@ -247,3 +247,34 @@ def test_task_log_location_is_the_url_and_the_file_the_task_handler_writes(tmp_p
         assert alerting.task_log_location(TI()) == (TI.log_url, str(log_file))
     finally:
         task_log.removeHandler(handler)
+
+
+def test_the_html_body_escapes_what_the_data_says_and_the_text_keeps_it(tmp_path):
+    """Templates autoescape HTML: a hostile value in the data is shown, never interpreted."""
+    hostile = "<script>alert('x')</script>"
+    gate = {**GATE, "tfdv": {"anomalies": [{"feature": hostile, "short_description": "a & b"}]}}
+    text, html = parts(alerts.render_gate_email(gate, Settings(), run_id=hostile))
+    assert hostile in text and "a & b" in text
+    assert "<script>" not in html and escape(hostile) in html and "a &amp; b" in html
+    msg = alerts.render_failure_email(
+        Settings(),
+        dag_id="d",
+        task_id="t",
+        run_id=None,
+        logical_date=None,
+        try_number=None,
+        error=hostile,
+        log_url="javascript:alert(1)",
+        log_path=None,
+    )
+    text, html = parts(msg)
+    assert "<pre>" + escape(hostile) + "</pre>" in html and "href='javascript" not in html
+
+
+def test_the_templates_ship_with_the_package():
+    from importlib.resources import files
+
+    folder = files("anomalyops") / "templates" / "alerts"
+    for name in ("gate", "failure", "traffic"):
+        for kind in ("txt", "html"):
+            assert (folder / f"{name}.{kind}.j2").is_file()
