@@ -359,7 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("date", help="YYYY-MM-DD")
     p.set_defaults(func=_cmd_gate)
 
-    p = sub.add_parser("readmit", help="re-run the gate on a quarantined day and promote it")
+    p = sub.add_parser(
+        "readmit",
+        help="re-run the gate on a quarantined day and promote it",
+        description="Re-run the gate on a quarantined day and promote it, then ask Airflow's "
+        "REST API to record the validated-data Dataset event (ANOMALYOPS_AIRFLOW_API_URL, "
+        "_USER, _PASSWORD; the URL defaults to AIRFLOW__WEBSERVER__BASE_URL).",
+    )
     p.add_argument("date", help="YYYY-MM-DD")
     p.add_argument("--force", action="store_true", help="promote even if the gate still fails")
     p.add_argument("--reason", help="why (required with --force; recorded in gate.json)")
