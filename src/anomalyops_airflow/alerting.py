@@ -71,8 +71,10 @@ def task_log_location(ti) -> tuple[str | None, str | None]:
     (``TaskInstance`` has no ``log_filepath``; only ``FileTaskHandler``'s private
     ``_render_filename`` does it), so the path is the file the task's log handler is writing
     now: after ``set_context(ti)`` a ``FileTaskHandler`` holds a ``logging.FileHandler`` in its
-    ``handler`` attribute, whose ``baseFilename`` is that file. Outside the task's own process
-    (a callback for a task that was killed) or with a handler that writes no local file, there
+    ``handler`` attribute, whose ``baseFilename`` is that file (``airflow tasks run`` moves the
+    handler to the root logger while the task runs). Outside the task's own process (a
+    callback for a task that was killed), under ``dag.test()`` (logs to stdout) or with a
+    handler that writes no local file, there
     is no path and the email carries the URL only.
     """
     url = path = None
@@ -83,7 +85,10 @@ def task_log_location(ti) -> tuple[str | None, str | None]:
     try:
         from airflow.utils.log.file_task_handler import FileTaskHandler
 
-        for handler in logging.getLogger("airflow.task").handlers:
+        # `airflow tasks run` moves the task's handlers from "airflow.task" to the root logger
+        # while the task runs; look in both.
+        handlers = [*logging.getLogger("airflow.task").handlers, *logging.getLogger().handlers]
+        for handler in handlers:
             inner = (
                 getattr(handler, "handler", None) if isinstance(handler, FileTaskHandler) else None
             )
