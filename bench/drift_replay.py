@@ -160,6 +160,14 @@ def child(
     return result
 
 
+def _served_text(served: dict | None) -> str:
+    if not served:
+        return "-"
+    rate = "-" if served["alarm_rate"] is None else f"{served['alarm_rate']:.1%}"
+    alert = ", alert emailed" if served["alerted"] else ""
+    return f"{served['status']} ({rate} of {served['rows']:,}){alert}"
+
+
 def _start_api(work: Path) -> dict:
     """The scoring API on a free loopback port, serving the replay's model directory."""
     import atexit
@@ -516,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{'day':<12}{'drift':>6}{'gate':>20}{'F1 retrained':>14}{'F1 frozen':>11}"
             f"{'alarms retr.':>14}{'alarms frozen':>15}  {'served model trained on':<26}{'pushed':>7}"
+            f"  served traffic (monitor DAG)"
         )
         for r in res["timeline"]:
             first, last = r["served_training_spans"]
@@ -524,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['retrained']['f1']:>14.3f}"
                 f"{r['frozen']['f1']:>11.3f}{r['retrained']['alarm_rate']:>14.1%}"
                 f"{r['frozen']['alarm_rate']:>15.1%}  {first + ' .. ' + last:<26}"
-                f"{'yes' if r['pushed_after'] else '':>7}"
+                f"{'yes' if r['pushed_after'] else '':>7}  {_served_text(r.get('served_traffic'))}"
             )
         res["summary"] = summarize(res)
         print(f"alert emails received: {len(res['alert_emails'])}")
