@@ -15,7 +15,7 @@ def free_port() -> int:
 
 
 def point_smtp_at(monkeypatch, port: int) -> None:
-    """Point our SMTP settings, and Airflow's [smtp] derived from them, at a loopback port."""
+    """Point our SMTP settings, and Airflow's smtp_default connection derived from them, at a loopback port."""
     from anomalyops.settings import SmtpSettings, get_settings
     from anomalyops_airflow.env import smtp_airflow_env
 
