@@ -86,7 +86,7 @@ def day_share(current: Counters, previous: Counters | None) -> tuple[Counters, b
     )
 
 
-def judge_day(
+def assess_served_day(
     ds: str | dt.date,
     current: Counters,
     previous: TrafficDay | None,
@@ -132,7 +132,12 @@ def write_day(lake: Lake, record: TrafficDay) -> str:
     meta = {"status": record.status.value}
     with lake.transaction(Zone.MONITORING, record.ds, meta=meta) as tmp:
         lake.fs.pipe_file(f"{tmp}/{TRAFFIC_FILE}", data)
-    return lake.uri(f"{lake.partition_path(Zone.MONITORING, record.ds)}/{TRAFFIC_FILE}")
+    return record_uri(lake, record.ds)
+
+
+def record_uri(lake: Lake, ds: str | dt.date) -> str:
+    """Where the day's ``traffic.json`` is (or will be) in the lake."""
+    return lake.uri(f"{lake.partition_path(Zone.MONITORING, ds)}/{TRAFFIC_FILE}")
 
 
 def read_day(lake: Lake, ds: str | dt.date) -> TrafficDay:

@@ -12,8 +12,15 @@ from dataclasses import dataclass
 import httpx
 
 from anomalyops.alarm_band import TrafficStatus
-from anomalyops.lake import Lake, Zone
-from anomalyops.served_traffic import Counters, TrafficDay, judge_day, previous_day, write_day
+from anomalyops.lake import Lake
+from anomalyops.served_traffic import (
+    Counters,
+    TrafficDay,
+    assess_served_day,
+    previous_day,
+    record_uri,
+    write_day,
+)
 from anomalyops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,7 +93,7 @@ def check(
 
     lake = Lake(settings.lake_root)
     mon = settings.monitoring
-    day = judge_day(
+    day = assess_served_day(
         ds,
         counters,
         previous_day(lake, ds),
@@ -95,11 +102,10 @@ def check(
     )
     delivery = None
     if day.status == TrafficStatus.ABOVE_BAND:
-        record_uri = lake.uri(lake.partition_path(Zone.MONITORING, ds))
         msg = render_traffic_email(
             day,
             settings,
-            record_uri=record_uri,
+            record_uri=record_uri(lake, ds),
             dag_id=dag_id,
             run_id=run_id,
             logical_date=logical_date,

@@ -12,8 +12,8 @@ from anomalyops.alerts import render_traffic_email
 from anomalyops.lake import Lake, Zone
 from anomalyops.served_traffic import (
     Counters,
+    assess_served_day,
     day_share,
-    judge_day,
     previous_day,
     read_day,
     write_day,
@@ -52,7 +52,7 @@ def test_a_new_version_or_a_restart_makes_the_whole_counter_the_days_share(previ
 
 
 def test_a_day_far_above_its_calibrated_rate_is_above_the_band():
-    day = judge_day("2026-12-01", counters(3000, 900), None, max_ratio=5.0, min_rows=1000)
+    day = assess_served_day("2026-12-01", counters(3000, 900), None, max_ratio=5.0, min_rows=1000)
     assert day.status is TrafficStatus.ABOVE_BAND
     assert day.alarm_rate == pytest.approx(0.3) and day.max_alarm_rate == pytest.approx(0.05)
     assert day.alarm_rate_interval[0] > 0.05 and "ABOVE the band" in day.summary
@@ -60,25 +60,29 @@ def test_a_day_far_above_its_calibrated_rate_is_above_the_band():
 
 def test_a_calibrated_day_is_within_and_a_small_day_is_not_judged():
     assert (
-        judge_day("2026-12-01", counters(3000, 30), None, max_ratio=5.0, min_rows=1000).status
+        assess_served_day(
+            "2026-12-01", counters(3000, 30), None, max_ratio=5.0, min_rows=1000
+        ).status
         is TrafficStatus.WITHIN_BAND
     )
-    small = judge_day("2026-12-01", counters(500, 400), None, max_ratio=5.0, min_rows=1000)
+    small = assess_served_day("2026-12-01", counters(500, 400), None, max_ratio=5.0, min_rows=1000)
     assert small.status is TrafficStatus.TOO_FEW_ROWS and "need 1,000" in small.summary
-    empty = judge_day("2026-12-01", counters(0, 0), None, max_ratio=5.0, min_rows=1000)
+    empty = assess_served_day("2026-12-01", counters(0, 0), None, max_ratio=5.0, min_rows=1000)
     assert empty.status is TrafficStatus.NO_TRAFFIC and "on 2026-12-01" in empty.summary
 
 
 def test_records_round_trip_and_the_previous_day_is_the_baseline(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
-    first = judge_day("2026-12-01", counters(3000, 900), None, max_ratio=5.0, min_rows=1000)
+    first = assess_served_day("2026-12-01", counters(3000, 900), None, max_ratio=5.0, min_rows=1000)
     uri = write_day(lake, first)
     assert uri.endswith("monitoring/ds=2026-12-01/traffic.json")
     assert read_day(lake, "2026-12-01") == first
     assert lake.partitions(Zone.MONITORING)[-1].isoformat() == "2026-12-01"
     assert previous_day(lake, "2026-12-01") is None
     prev = previous_day(lake, "2026-12-02")
-    second = judge_day("2026-12-02", counters(4500, 915), prev, max_ratio=5.0, min_rows=1000)
+    second = assess_served_day(
+        "2026-12-02", counters(4500, 915), prev, max_ratio=5.0, min_rows=1000
+    )
     assert second.baseline == "2026-12-01" and (second.rows, second.flagged) == (1500, 15)
     assert second.status is TrafficStatus.WITHIN_BAND
     write_day(lake, second)
@@ -87,7 +91,7 @@ def test_records_round_trip_and_the_previous_day_is_the_baseline(tmp_path):
 
 
 def test_the_alert_says_what_was_served_and_against_what():
-    day = judge_day("2026-12-01", counters(3000, 900), None, max_ratio=5.0, min_rows=1000)
+    day = assess_served_day("2026-12-01", counters(3000, 900), None, max_ratio=5.0, min_rows=1000)
     msg = render_traffic_email(day, Settings(), record_uri="file:///lake/monitoring/ds=2026-12-01")
     parsed = message_from_bytes(msg.as_bytes(), policy=email.policy.default)
     assert parsed["Subject"] == (
