@@ -57,14 +57,10 @@ def child(
     anomaly_kinds: str | None = None,
 ) -> dict:
     """One scenario, in this process: Airflow must be configured before it is imported."""
-    import socket
-
     from anomalyops_airflow.env import airflow_env
     from anomalyops_devtools.mail_sink import MailSink
 
-    with socket.socket() as probe:  # a free loopback port for this scenario's mail sink
-        probe.bind(("127.0.0.1", 0))
-        smtp_port = probe.getsockname()[1]
+    smtp_port = _free_port()
     sink = MailSink(work / "mail", port=smtp_port).start()
     drift_start = START + dt.timedelta(days=warmup + drift_after)
     os.environ.update(
@@ -168,15 +164,20 @@ def _served_text(served: dict | None) -> str:
     return f"{served['status']} ({rate} of {served['rows']:,}){alert}"
 
 
-def _start_api(work: Path) -> dict:
-    """The scoring API on a free loopback port, serving the replay's model directory."""
-    import atexit
-    import secrets
+def _free_port() -> int:
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def _start_api(work: Path) -> dict:
+    """The scoring API on a free loopback port, serving the replay's model directory."""
+    import atexit
+    import secrets
+
+    port = _free_port()
     (work / "serving").mkdir(parents=True, exist_ok=True)
     key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {
