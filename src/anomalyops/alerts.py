@@ -15,14 +15,17 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 from functools import cache
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_eval_context, select_autoescape
 from jinja2.nodes import EvalContext
 from markupsafe import Markup
 
-from anomalyops.served_traffic import TrafficDay
 from anomalyops.settings import Settings
 from anomalyops.validation.report_model import DriftBlock, GateReport, Verdict
+
+if TYPE_CHECKING:  # the lake behind it imports pandas and pyarrow; DAG files parse this module
+    from anomalyops.served_traffic import TrafficDay
 
 log = logging.getLogger(__name__)
 
