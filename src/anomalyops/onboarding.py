@@ -23,7 +23,13 @@ import pandas as pd
 from anomalyops.history import infer_spec, split_into_days
 from anomalyops.lake import Lake, Zone
 from anomalyops.sources.landing import IngestError, LandingFile, Limits
-from anomalyops.sources.landing_read import READABLE_SUFFIXES, _quote, conform, read_file
+from anomalyops.sources.landing_read import (
+    READABLE_SUFFIXES,
+    _quote,
+    conform,
+    read_file,
+)
+from anomalyops.sources.landing_read import _row_ref as _file_row_ref
 from anomalyops.spec import FeatureSpec, parse_spec
 
 TIMESTAMP_NAMES = ("timestamp", "ts", "time", "datetime", "date_time", "event_time", "date")
@@ -113,8 +119,8 @@ def read_sources(
 
 
 def _row_ref(name: str, i: int) -> str:
-    csv = not name.lower().endswith(".parquet")
-    return f"row {i + 1} (line {i + 2})" if csv else f"row {i + 1}"
+    """The row as ingest's errors name it (CSV rows also by line, after the header)."""
+    return _file_row_ref(i, csv=not name.lower().endswith(".parquet"))
 
 
 def _combine(

@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from anomalyops.settings import PROJECT_ROOT
@@ -90,19 +88,6 @@ def run(argv: list[str], env: dict[str, str], log_name: str, *, check: bool = Tr
             f"{' '.join(argv[:3])} failed (exit {code}); last lines:\n" + "\n".join(tail)
         )
     return code
-
-
-def wait_http(url: str, timeout: float, *, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers, which is all we wait for
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s (see {LOG_DIR})")
 
 
 def port_free(port: int) -> bool:
