@@ -29,13 +29,13 @@ from __future__ import annotations
 from airflow import DAG
 from airflow.operators.python import BranchPythonOperator, PythonOperator
 
-from anomalyops_airflow import alerting, dag_builder, tasks
+from anomalyops_airflow import alerting, dag_builder, dag_ids, tasks
 from anomalyops_airflow.datasets import VALIDATED
 
 settings = dag_builder.dag_settings()
 
 with DAG(
-    dag_id="anomalyops_ingest",
+    dag_id=dag_ids.INGEST_DAG_ID,
     description="Land and ingest one day of data into the lake",
     schedule="@daily",
     start_date=dag_builder.start_date(settings),

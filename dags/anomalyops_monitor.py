@@ -19,12 +19,12 @@ from __future__ import annotations
 from airflow import DAG
 from airflow.operators.python import PythonOperator
 
-from anomalyops_airflow import alerting, dag_builder, tasks
+from anomalyops_airflow import alerting, dag_builder, dag_ids, tasks
 
 settings = dag_builder.dag_settings()
 
 with DAG(
-    dag_id="anomalyops_monitor",
+    dag_id=dag_ids.MONITOR_DAG_ID,
     description="Compare the served alarm rate with the model's calibrated rate, daily",
     schedule="@daily",
     start_date=dag_builder.start_date(settings),

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 from airflow import DAG
 
-from anomalyops_airflow import alerting, dag_builder, ir, tasks
+from anomalyops_airflow import alerting, dag_builder, dag_ids, ir, tasks
 from anomalyops_airflow.datasets import VALIDATED
 
 settings = dag_builder.dag_settings()
 status = ir.project_status(settings)
 
 with DAG(
-    dag_id="anomalyops_train",
+    dag_id=dag_ids.TRAIN_DAG_ID,
     description="Train, gate and push the anomaly detector (TFX, from the compiled IR)"
     if status.fresh
     else status.message,

@@ -20,6 +20,8 @@ import logging
 import os
 from collections.abc import Mapping
 
+from anomalyops_airflow.dag_ids import TRAIN_DAG_ID
+
 log = logging.getLogger(__name__)
 
 URL_ENV = "ANOMALYOPS_AIRFLOW_API_URL"
@@ -27,7 +29,6 @@ USER_ENV = "ANOMALYOPS_AIRFLOW_API_USER"
 PASSWORD_ENV = "ANOMALYOPS_AIRFLOW_API_PASSWORD"
 BASE_URL_ENV = "AIRFLOW__WEBSERVER__BASE_URL"
 EVENTS_PATH = "/api/v1/datasets/events"
-TRAIN_DAG = "anomalyops_train"
 
 
 def announce_validated(
@@ -45,7 +46,7 @@ def announce_validated(
     env = os.environ if env is None else env
     fallback = (
         f"the next training run includes {ds}, or trigger it now: "
-        f"`airflow dags trigger {TRAIN_DAG}`"
+        f"`airflow dags trigger {TRAIN_DAG_ID}`"
     )
     base = (env.get(URL_ENV) or env.get(BASE_URL_ENV) or "").rstrip("/")
     user, password = env.get(USER_ENV), env.get(PASSWORD_ENV)

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from anomalyops.settings import PROJECT_ROOT
+from anomalyops_airflow.dag_ids import INGEST_DAG_ID, TRAIN_DAG_ID
 from anomalyops_devtools.demo_env import DemoConfig, demo_env, secret
 from anomalyops_devtools.ingest_days import DayResult, Progress, tally
 from anomalyops_devtools.processes import (
@@ -35,8 +36,6 @@ from anomalyops_devtools.processes import (
     stop_all,
     wait_until_stopped,
 )
-
-INGEST_DAG, TRAIN_DAG = "anomalyops_ingest", "anomalyops_train"
 
 
 def say(msg: str) -> None:
@@ -74,7 +73,7 @@ def train_in_one_process(env: dict[str, str], airflow: str) -> str:
     started = time.monotonic()
     with open(LOG_DIR / "train.log", "w") as log:
         proc = subprocess.Popen(
-            [airflow, "dags", "test", TRAIN_DAG, logical.isoformat()],
+            [airflow, "dags", "test", TRAIN_DAG_ID, logical.isoformat()],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -92,7 +91,7 @@ def train_in_one_process(env: dict[str, str], airflow: str) -> str:
         proc.wait()
     runs = [
         r
-        for r in _airflow_json(["dags", "list-runs", "-d", TRAIN_DAG], env)
+        for r in _airflow_json(["dags", "list-runs", "-d", TRAIN_DAG_ID], env)
         if dt.datetime.fromisoformat(r["execution_date"]) == logical
     ]
     if not runs:
@@ -190,8 +189,8 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     run([airflow, "dags", "reserialize"], env, "airflow-reserialize")
     # Paused while the history is backfilled: paused DAGs get no Dataset queue entries, so the
     # backfill does not queue one training run per day; one run over the window follows.
-    run([airflow, "dags", "pause", TRAIN_DAG], env, "airflow-pause")
-    run([airflow, "dags", "pause", INGEST_DAG], env, "airflow-pause")
+    run([airflow, "dags", "pause", TRAIN_DAG_ID], env, "airflow-pause")
+    run([airflow, "dags", "pause", INGEST_DAG_ID], env, "airflow-pause")
 
     maildir = VAR / "mail"
     start_service(
@@ -226,7 +225,7 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     )
 
     say(
-        f"backfilling {cfg.days} days through {INGEST_DAG}, in order, in one process "
+        f"backfilling {cfg.days} days through {INGEST_DAG_ID}, in order, in one process "
         f"(DAG.test per day; Airflow's output in {LOG_DIR / 'backfill.log'})"
     )
     results = backfill_in_one_process(cfg, env)
@@ -235,14 +234,14 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         "(a quarantined day is expected: the corrupt one)"
     )
     say(
-        f"training: one TFX run over the window, all {TRAIN_DAG} tasks in one process "
+        f"training: one TFX run over the window, all {TRAIN_DAG_ID} tasks in one process "
         "(`airflow dags test`: TensorFlow imported once); the run shows in the UI"
     )
     state = train_in_one_process(env, airflow)
     say(f"training run {state} after {time.monotonic() - t0:.0f}s from start")
     # From now on new validated days trigger training through the scheduler (Dataset).
-    run([airflow, "dags", "unpause", INGEST_DAG], env, "airflow-pause")
-    run([airflow, "dags", "unpause", TRAIN_DAG], env, "airflow-pause")
+    run([airflow, "dags", "unpause", INGEST_DAG_ID], env, "airflow-pause")
+    run([airflow, "dags", "unpause", TRAIN_DAG_ID], env, "airflow-pause")
     summary(cfg, env, maildir, t0)
     if not follow:
         return 0 if state == "success" else 1

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-INGEST_DAG = "anomalyops_ingest"
+from anomalyops_airflow.dag_ids import INGEST_DAG_ID
 
 
 @dataclass
@@ -165,7 +165,7 @@ def run_days(
     return results
 
 
-def airflow_run_day(dag_id: str = INGEST_DAG) -> Callable[[dt.date], DayResult]:
+def airflow_run_day(dag_id: str = INGEST_DAG_ID) -> Callable[[dt.date], DayResult]:
     """``run_day`` for :func:`run_days`: ``DAG.test`` of the ingest DAG (Airflow imported here)."""
     from airflow.models import DagBag
 
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m anomalyops_devtools.ingest_days")
     parser.add_argument("days", nargs="+", type=dt.date.fromisoformat)
     parser.add_argument("--results-fd", type=int, required=True)
-    parser.add_argument("--dag-id", default=INGEST_DAG)
+    parser.add_argument("--dag-id", default=INGEST_DAG_ID)
     args = parser.parse_args(argv)
     with os.fdopen(args.results_fd, "w", buffering=1) as out:
 
