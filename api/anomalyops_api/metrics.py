@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,7 +18,17 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anomalyops.model_contract import CONTRACT_METRICS
+
+if TYPE_CHECKING:
+    from anomalyops.model_contract import ModelMetadata
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# Push to served spans the API's poll interval (or POST /admin/reload) plus a model load and
+# warm-up: seconds normally, minutes when a reload failed and backed off.
+PUSH_TO_SERVED_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+MAX_MODEL_VERSIONS = 16
+"""Per-version model gauges kept for this many recently served versions (bounded labels)."""
 
 
 class ApiMetrics:
@@ -113,6 +126,109 @@ class ApiMetrics:
             registry=r,
         )
 
+        # What each served version promised (anomalyops_model.json, docs/model-contract.md),
+        # so dashboards can set the observed alarm rate beside the calibrated one.
+        self.model_threshold = Gauge(
+            "anomalyops_api_model_threshold",
+            "The score threshold of a served version (score > threshold is an anomaly).",
+            ["version"],
+            registry=r,
+        )
+        self.model_calibrated_alarm_rate = Gauge(
+            "anomalyops_api_model_calibrated_alarm_rate",
+            "The alarm rate a served version was calibrated for (1 - threshold_quantile).",
+            ["version"],
+            registry=r,
+        )
+        self.model_eval_metric = Gauge(
+            "anomalyops_api_model_eval_metric",
+            "The evaluation gate's metrics of a served version (present when evaluation had "
+            "labels): auc_pr, f1, false_alarm_rate, missed_alarm_rate.",
+            ["version", "metric"],
+            registry=r,
+        )
+        self.model_pushed_timestamp = Gauge(
+            "anomalyops_api_model_pushed_timestamp_seconds",
+            "When the Pusher published a served version (its metadata's created_at).",
+            ["version"],
+            registry=r,
+        )
+        self.model_served_timestamp = Gauge(
+            "anomalyops_api_model_served_timestamp_seconds",
+            "When this process started serving a version.",
+            ["version"],
+            registry=r,
+        )
+        self.model_push_to_served = Gauge(
+            "anomalyops_api_model_push_to_served_seconds",
+            "Push to served latency of a version this process hot-reloaded.",
+            ["version"],
+            registry=r,
+        )
+        self.push_to_served = Histogram(
+            "anomalyops_api_push_to_served_seconds",
+            "Push to served latency of versions pushed while this process was running.",
+            buckets=PUSH_TO_SERVED_BUCKETS,
+            registry=r,
+        )
+        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self._model_versions: OrderedDict[str, list[str]] = OrderedDict()
+        """Served version label -> the eval metric names set for it (to remove them later)."""
+        self._measured: dict[str, float] = {}
+        """Push to served latency per version, observed once: a version served again later
+        (after an unpin or a rollback) was not waiting for a reload all that time."""
+
+    def model_served(self, metadata: ModelMetadata, version: int, served_at: dt.datetime) -> None:
+        """Record a version the registry just swapped in.
+
+        Push to served is measured only for versions pushed after this process started: a
+        version that was already on disk at start-up waited for the API, not for the reload.
+        """
+        label = str(version)
+        self._forget_model(label)  # a re-served version (unpin, rollback) starts clean
+        while len(self._model_versions) >= MAX_MODEL_VERSIONS:
+            self._forget_model(next(iter(self._model_versions)))
+        self.model_threshold.labels(label).set(metadata.threshold)
+        if metadata.threshold_quantile is not None:
+            self.model_calibrated_alarm_rate.labels(label).set(1 - metadata.threshold_quantile)
+        # Only the contract's names, so a Pusher's extra keys cannot grow the label set.
+        evaluated = []
+        for name in CONTRACT_METRICS:
+            value = (metadata.metrics or {}).get(name)
+            if isinstance(value, (int, float)) and value == value:  # None and NaN say nothing
+                self.model_eval_metric.labels(label, name).set(value)
+                evaluated.append(name)
+        self._model_versions[label] = evaluated
+        self.model_served_timestamp.labels(label).set(served_at.timestamp())
+        pushed_at = _parse_time(metadata.created_at)
+        if pushed_at is None:
+            return
+        self.model_pushed_timestamp.labels(label).set(pushed_at.timestamp())
+        if label not in self._measured:
+            latency = (served_at - pushed_at).total_seconds()
+            # created_at has whole seconds, so a fast reload can look up to 1 s early.
+            if pushed_at < self.started_at.replace(microsecond=0) or latency <= -1:
+                return
+            self._measured[label] = max(latency, 0.0)
+            self.push_to_served.observe(self._measured[label])
+        self.model_push_to_served.labels(label).set(self._measured[label])
+
+    def _forget_model(self, label: str) -> None:
+        evaluated = self._model_versions.pop(label, None)
+        if evaluated is None:
+            return
+        for name in evaluated:
+            self.model_eval_metric.remove(label, name)
+        for metric in (
+            self.model_threshold,
+            self.model_calibrated_alarm_rate,
+            self.model_pushed_timestamp,
+            self.model_served_timestamp,
+            self.model_push_to_served,
+        ):
+            with contextlib.suppress(KeyError):  # never set (no quantile, no created_at)
+                metric.remove(label)
+
     def served(self, version: int, *, rows: int, flagged: int, ratio: float | None) -> None:
         label = str(version)
         self.served_rows.labels(label).inc(rows)
@@ -125,6 +241,17 @@ class ApiMetrics:
         for metric in (self.served_rows, self.served_alarms, self.served_alarm_ratio):
             with contextlib.suppress(KeyError):  # never set (e.g. the ratio gauge)
                 metric.remove(label)
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # A naive timestamp is taken as UTC, as the Pusher writes UTC.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 class MetricsMiddleware:

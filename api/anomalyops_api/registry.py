@@ -219,6 +219,9 @@ class ModelRegistry:
             self.metrics.reloads.inc()
             self.metrics.model_version.set(model.version)
             self.metrics.load_seconds.observe(model.load_seconds)
+            self.metrics.model_served(
+                model.metadata, model.version, dt.datetime.now(dt.timezone.utc)
+            )
         return None
 
     def _record_failure(self, candidate: VersionOnDisk, exc: Exception) -> str:
