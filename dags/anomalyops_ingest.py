@@ -3,8 +3,11 @@
 
 Every day (catch-up on, so a backfill over a date range works):
 
-1. **land** - the day's source data arrives in `landing/<YYYY-MM-DD>/` (the demo simulator
-   writes a file there; in production users or a feed drop CSV/Parquet files).
+1. **land** - the day's source data arrives in `landing/<YYYY-MM-DD>/`. The demo simulator
+   writes a file there; in production users or a feed drop CSV/Parquet files, and the task
+   waits (deferred, in the triggerer) until the day is complete: a `_READY` marker, or no
+   change for a quiet period. Past the deadline (`ANOMALYOPS_LANDING__DEADLINE_H` after the
+   day's end) it emails a "data late" alert and fails.
 2. **ingest** - the files are checked against the feature spec and written atomically to
    `raw/ds=<YYYY-MM-DD>/`. Unreadable files (missing columns, unparsable values, empty file)
    fail the task with the file, column and row named, and are copied to `quarantine/`.
@@ -31,6 +34,7 @@ from airflow.operators.python import BranchPythonOperator, PythonOperator
 
 from anomalyops_airflow import alerting, dag_builder, dag_ids, tasks
 from anomalyops_airflow.datasets import VALIDATED
+from anomalyops_airflow.landing import LandingSensor
 
 settings = dag_builder.dag_settings()
 
@@ -48,7 +52,7 @@ with DAG(
     tags=["anomalyops", "ingestion"],
     doc_md=__doc__,
 ) as dag:
-    land = PythonOperator(task_id="land", python_callable=tasks.land, op_kwargs={"ds": "{{ ds }}"})
+    land = LandingSensor(task_id="land")
     ingest = PythonOperator(
         task_id="ingest", python_callable=tasks.ingest, op_kwargs={"ds": "{{ ds }}"}
     )

@@ -24,8 +24,9 @@ from markupsafe import Markup
 from anomalyops.settings import Settings
 from anomalyops.validation.report_model import DriftBlock, GateReport, Verdict
 
-if TYPE_CHECKING:  # the lake behind it imports pandas and pyarrow; DAG files parse this module
+if TYPE_CHECKING:  # the lake behind them imports pandas and pyarrow; DAG files parse this module
     from anomalyops.served_traffic import TrafficDay
+    from anomalyops.sources.arrival import Arrival
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,46 @@ def render_traffic_email(
             ("Record", record_uri or "-"),
         ],
     )
+
+
+def render_late_email(
+    ds: str,
+    arrival: Arrival,
+    deadline: object,
+    settings: Settings,
+    *,
+    folder: str,
+    waited_since: object = None,
+    log_url: str | None = None,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    logical_date: object = None,
+) -> MIMEMultipart:
+    """A day's landing files had not (all) arrived by its deadline."""
+    found = ", ".join(arrival.files[:10]) + (" ..." if len(arrival.files) > 10 else "")
+    quiet = settings.landing.quiet_period_s
+    return _message(
+        "landing_late",
+        f"{SUBJECT_PREFIX} data late: {ds} had not arrived by {deadline}",
+        settings,
+        ds=ds,
+        deadline=deadline,
+        marker=settings.landing.ready_marker,
+        quiet=_duration(quiet) if quiet is not None else None,
+        summary=[
+            *_run_fields(dag_id, run_id, logical_date),
+            ("Folder", folder),
+            ("State at the deadline", arrival.detail),
+            ("Files found", found or "none"),
+            ("Not read", ", ".join(arrival.ignored[:10]) or "-"),
+            ("Waiting since", waited_since or "-"),
+            ("Log (web UI)", log_url or "-"),
+        ],
+    )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def _pct(value: float | None) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from anomalyops.lake import Lake
+from anomalyops.sources.arrival import write_marker
 from anomalyops.spec import FeatureSpec, parse_spec
 
 
@@ -86,9 +87,14 @@ def split_into_days(
 
 
 def write_landing(
-    lake: Lake, days: dict[dt.date, pd.DataFrame], *, name: str = "history.parquet"
+    lake: Lake,
+    days: dict[dt.date, pd.DataFrame],
+    *,
+    name: str = "history.parquet",
+    ready_marker: str | None = "_READY",
 ) -> list[str]:
-    """Drop one Parquet file per day into ``landing/<date>/``; returns the written paths."""
+    """Drop one Parquet file per day into ``landing/<date>/``, then its ``ready_marker`` (the
+    day is complete: ingest need not wait for a quiet period); returns the written paths."""
     paths = []
     for day, frame in days.items():
         buf = io.BytesIO()
@@ -99,6 +105,7 @@ def write_landing(
         with lake.fs.open(tmp, "wb") as f:
             f.write(buf.getvalue())
         lake.fs.mv(tmp, final)
+        write_marker(lake, day, ready_marker)
         paths.append(lake.uri(final))
     return paths
 

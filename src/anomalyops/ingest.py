@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from anomalyops import temporal
 from anomalyops.lake import Lake, Zone, as_date
 from anomalyops.settings import Settings
+from anomalyops.sources.arrival import is_readable
 from anomalyops.sources.landing import IngestError, LandingFile, Limits, copy_file, is_local
 from anomalyops.sources.landing_read import READABLE_SUFFIXES, load_files
 from anomalyops.sources.simulator import SimulatorConfig, corrupt, simulate_day
@@ -83,9 +84,7 @@ def landing_files(lake: Lake, day: dt.date) -> list[str]:
     if not lake.fs.exists(folder):
         return []
     names = [p.rstrip("/").rsplit("/", 1)[-1] for p in lake.fs.ls(folder, detail=False)]
-    return sorted(
-        n for n in names if n.lower().endswith(READABLE_SUFFIXES) and not n.startswith((".", "_"))
-    )
+    return sorted(n for n in names if is_readable(n))
 
 
 def ingest(ds: str | dt.date, settings: Settings, spec: FeatureSpec | None = None) -> IngestResult:

@@ -218,6 +218,37 @@ class IngestSettings(BaseModel):
     """Most readable files one day's ``landing/<date>/`` may hold."""
 
 
+class LandingSettings(BaseModel):
+    """When a day's files in ``landing/<date>/`` count as complete (``ANOMALYOPS_LANDING__*``);
+    see docs/operations.md, "Waiting for late files". Only with ``ANOMALYOPS_SOURCE=landing``:
+    the simulator writes its day whole."""
+
+    ready_marker: str | None = "_READY"
+    """A file whose presence says the day is complete (the feed writes it last); null: no marker."""
+    quiet_period_s: float | None = Field(default=600.0, gt=0.0)
+    """Without the marker, a day is complete once no readable file in it has changed for this
+    long (for feeds that cannot write a marker); null: wait for the marker only."""
+    deadline_h: float = Field(default=6.0, ge=0.0)
+    """Hours after the end of the day (UTC midnight after ``ds``) to wait for its files; past
+    it the ``land`` task emails a "data late" alert and fails."""
+    poke_interval_s: float = Field(default=60.0, gt=0.0)
+    """How often the triggerer looks at the folder while it waits."""
+
+    @model_validator(mode="after")
+    def _something_decides(self) -> LandingSettings:
+        if not self.ready_marker and self.quiet_period_s is None:
+            raise ValueError(
+                "ANOMALYOPS_LANDING__READY_MARKER and __QUIET_PERIOD_S are both null: nothing "
+                "would ever mark a day complete; set at least one"
+            )
+        if self.ready_marker and ("/" in self.ready_marker or self.ready_marker in (".", "..")):
+            raise ValueError(
+                f"ANOMALYOPS_LANDING__READY_MARKER={self.ready_marker!r} must be a plain file "
+                "name inside the day's folder"
+            )
+        return self
+
+
 class MonitoringSettings(BaseModel):
     """The daily served-traffic check (``ANOMALYOPS_MONITORING__*``); see docs/operations.md."""
 
@@ -269,6 +300,7 @@ class Settings(BaseSettings):
     orchestration: OrchestrationSettings = OrchestrationSettings()
     validation: ValidationSettings = ValidationSettings()
     ingest: IngestSettings = IngestSettings()
+    landing: LandingSettings = LandingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")

@@ -100,6 +100,16 @@ def task_log_location(ti) -> tuple[str | None, str | None]:
     return url, path
 
 
+def run_info(context) -> dict:
+    """The run an alert is about, for the emails' summary: DAG, run id, logical date."""
+    dag = context.get("dag")
+    return {
+        "dag_id": getattr(dag, "dag_id", None),
+        "run_id": context.get("run_id"),
+        "logical_date": context.get("logical_date"),
+    }
+
+
 def on_failure_callback(context) -> None:
     """``on_failure_callback`` for every project DAG: email the failure with its log location.
 

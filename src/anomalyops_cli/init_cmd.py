@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     tmp.write_text(spec_yaml(spec, plan), encoding="utf-8")
     tmp.replace(spec_out)
     schema.write_schema(schema.infer_curated_schema(spec, plan.days.values()), schema_out, spec)
-    write_landing(lake, plan.days, name=LANDING_FILE)
+    write_landing(lake, plan.days, name=LANDING_FILE, ready_marker=settings.landing.ready_marker)
     print(f"wrote {spec_out}, {schema_out} and {len(plan.days)} landing day(s)")
 
     first, last = plan.first_day.isoformat(), plan.last_day.isoformat()

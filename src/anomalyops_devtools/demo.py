@@ -1,10 +1,10 @@
 """``make run``: the whole loop on this machine, on embedded defaults.
 
-Starts a local SMTP sink, the scoring API (uvicorn) and Airflow (scheduler + webserver, SQLite),
-backfills two to three weeks of simulated days through the real ingestion DAG (one corrupt day,
-a sudden drift; one ``DAG.test`` run a day, in order, in one process, one progress line a day),
-triggers one training run over the window, waits until the API serves the pushed model,
-scores a sample file through the API and prints where to look. It stays up until Ctrl-C;
+Starts a local SMTP sink, the scoring API (uvicorn) and Airflow (scheduler, webserver and
+triggerer, SQLite), backfills two to three weeks of simulated days through the real ingestion
+DAG (one corrupt day, a sudden drift; one ``DAG.test`` run a day, in order, in one process,
+one progress line a day), triggers one training run over the window, waits until the API
+serves the pushed model, scores a sample file through the API and prints where to look. It stays up until Ctrl-C;
 ``make stop`` stops what a detached run started.
 
 Everything lives under ``var/`` (pids, logs, mail, secrets) and ``data_lake/``.
@@ -220,8 +220,11 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     )
     start_service("airflow-scheduler", [airflow, "scheduler"], env)
     start_service("airflow-webserver", [airflow, "webserver"], env)
+    # Runs deferred tasks: the ingest DAG's land task waits there for users' files.
+    start_service("airflow-triggerer", [airflow, "triggerer"], env)
     say(
-        f"started: SMTP sink :{cfg.smtp_port}, API :{cfg.api_port}, Airflow scheduler + UI :{cfg.web_port}"
+        f"started: SMTP sink :{cfg.smtp_port}, API :{cfg.api_port}, "
+        f"Airflow scheduler + triggerer + UI :{cfg.web_port}"
     )
 
     say(

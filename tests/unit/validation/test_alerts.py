@@ -275,6 +275,39 @@ def test_the_templates_ship_with_the_package():
     from importlib.resources import files
 
     folder = files("anomalyops") / "templates" / "alerts"
-    for name in ("gate", "failure", "traffic"):
+    for name in ("gate", "failure", "traffic", "landing_late"):
         for kind in ("txt", "html"):
             assert (folder / f"{name}.{kind}.j2").is_file()
+
+
+def test_data_late_email_says_what_was_there_and_how_to_finish_the_day():
+    from anomalyops.sources.arrival import Arrival, ArrivalState
+
+    hostile = "<b>x</b>.csv"
+    arrival = Arrival(
+        ArrivalState.INCOMPLETE,
+        [hostile],
+        "1 file(s) in /lake/landing/2026-11-05/, waiting for _READY",
+        ignored=["notes.txt"],
+    )
+    msg = alerts.render_late_email(
+        "2026-11-05",
+        arrival,
+        "2026-11-06 06:00 UTC",
+        Settings(),
+        folder="/lake/landing/2026-11-05/",
+    )
+    assert (
+        msg["Subject"]
+        == "[anomalyops] data late: 2026-11-05 had not arrived by 2026-11-06 06:00 UTC"
+    )
+    text, html = parts(msg)
+    for needle in (
+        "waiting for _READY",
+        "notes.txt",
+        "write _READY there",
+        "10 min",
+        "clear the land task",
+    ):
+        assert needle in text and needle in html, needle
+    assert hostile in text and "<b>x</b>" not in html and escape(hostile) in html
