@@ -34,8 +34,10 @@ def validate(ds: str) -> dict:
     """Run GX + TFDV on raw/ds=<ds>; record reports/ds=<ds>/gate.json (moves no data)."""
     from anomalyops.validation.quality_gate import run_gate
     from anomalyops.validation.report_model import GateReport
+    from anomalyops_airflow import metrics
 
     gate = GateReport.model_validate(run_gate(ds, get_settings()))
+    metrics.gate_checked(gate)
     return {"ds": ds, "decision": gate.decision.value, "reasons": gate.reasons[:20]}
 
 
@@ -52,9 +54,11 @@ def branch_on_verdict(ds: str) -> str:
 def promote(ds: str, outlet_events=None) -> dict:
     """Copy raw -> validated; the task's Dataset outlet then tells training about the day."""
     from anomalyops.validation.day_actions import promote as _promote
+    from anomalyops_airflow import metrics
     from anomalyops_airflow.datasets import VALIDATED
 
     result = _promote(ds, get_settings())
+    metrics.day_promoted()
     if outlet_events is not None:
         outlet_events[VALIDATED].extra = {"ds": ds, "path": result["path"]}
     return result
@@ -170,6 +174,7 @@ def run_tfx_node(node_id: str, ir_path: str, run_id: str) -> dict:
     """Run one TFX node of the compiled pipeline; the Airflow run id is the TFX run id."""
     from airflow.exceptions import AirflowSkipException
 
+    from anomalyops_airflow import metrics
     from anomalyops_airflow.launcher import run_node
     from anomalyops_tfx.pipeline import metadata_connection_config
 
@@ -185,6 +190,8 @@ def run_tfx_node(node_id: str, ir_path: str, run_id: str) -> dict:
     if result.state == "skipped":
         # TFX resolved no inputs to run on (a false condition upstream, e.g. a gate said no).
         raise AirflowSkipException(f"TFX skipped node {node_id!r} in run {run_id!r}")
+    if result.state == "complete":  # a cached node reports an earlier run's outputs
+        metrics.node_ran(node_id, result.outputs)
     return result.as_dict()
 
 
