@@ -139,10 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if not compiled:
         print("  .venv/bin/anomalyops compile-pipeline")
     print('  eval "$(.venv/bin/anomalyops airflow-env)" && .venv/bin/airflow db migrate')
-    print(
-        "  AIRFLOW__CORE__EXECUTOR=DebugExecutor .venv/bin/airflow dags backfill "
-        f"anomalyops_ingest -s {first} -e {last} --continue-on-failures -y"
-    )
+    print(f"  .venv/bin/anomalyops ingest-days {first} {last}")
     print(f"  .venv/bin/airflow dags test anomalyops_train {last}")
     print(
         "after editing the spec: `anomalyops compile-pipeline`; once days are validated, "

@@ -157,6 +157,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+MAX_INGEST_DAYS = 3660
+
+
+def _cmd_ingest_days(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import os
+
+    from anomalyops.settings import PROJECT_ROOT
+    from anomalyops_devtools.ingest_days import run_in_child, tally
+
+    first = _iso_day(args.first)
+    last = _iso_day(args.last) if args.last else first
+    if last < first:
+        print(f"error: the last day {last} is before the first {first}", file=sys.stderr)
+        return 2
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    if len(days) > MAX_INGEST_DAYS:
+        print(f"error: {len(days)} days; at most {MAX_INGEST_DAYS} at a time", file=sys.stderr)
+        return 2
+    log_path = PROJECT_ROOT / "var" / "logs" / f"ingest-days-{first}-{last}.log"
+    print(f"ingesting {len(days)} day(s), {first} .. {last}; Airflow's output in {log_path}")
+    results = run_in_child(days, dict(os.environ), log_path, say=print)
+    print(tally(results))
+    return 0 if all(r.state == "success" for r in results) else 1
+
+
+def _iso_day(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"error: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalyops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-compile", action="store_true", help="do not compile the TFX pipeline")
     p.set_defaults(func=init_cmd.run)  # fmt: skip
+
+    p = sub.add_parser(
+        "ingest-days",
+        help="run the ingest DAG for each day FIRST..LAST in order, in one process (DAG.test)",
+    )
+    p.add_argument("first", help="YYYY-MM-DD")
+    p.add_argument("last", nargs="?", help="YYYY-MM-DD (default: FIRST)")
+    p.set_defaults(func=_cmd_ingest_days)
 
     p = sub.add_parser(
         "compile-pipeline",

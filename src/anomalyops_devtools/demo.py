@@ -25,7 +25,7 @@ from pathlib import Path
 from anomalyops.settings import PROJECT_ROOT
 from anomalyops_airflow.dag_ids import INGEST_DAG_ID, TRAIN_DAG_ID
 from anomalyops_devtools.demo_env import DemoConfig, demo_env, secret
-from anomalyops_devtools.ingest_days import DayResult, Progress, tally
+from anomalyops_devtools.ingest_days import run_in_child, tally
 from anomalyops_devtools.processes import (
     BIN,
     LOG_DIR,
@@ -97,59 +97,6 @@ def train_in_one_process(env: dict[str, str], airflow: str) -> str:
     if not runs:
         return f"unknown (airflow dags test exited {proc.returncode}; see {LOG_DIR / 'train.log'})"
     return runs[0]["state"]
-
-
-def backfill_in_one_process(cfg: DemoConfig, env: dict[str, str]) -> list[DayResult]:
-    """Every day of the window through the ingest DAG, in order, in one child process.
-
-    The child (:mod:`anomalyops_devtools.ingest_days`) imports Airflow, GX and TFDV once and
-    runs each day as ``DAG.test``: real DagRuns in Airflow's DB (they show in the UI), no
-    executor. Its output goes to var/demo/backfill.log; its per-day results come back on a
-    pipe and are shown as one line per day. The DAG stays paused meanwhile, so the scheduler
-    does not run the same days.
-    """
-    days = [cfg.start + dt.timedelta(days=i) for i in range((cfg.end - cfg.start).days + 1)]
-    read_fd, write_fd = os.pipe()
-    log_path = LOG_DIR / "backfill.log"
-    results: list[DayResult] = []
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "anomalyops_devtools.ingest_days",
-                "--results-fd",
-                str(write_fd),
-                *(d.isoformat() for d in days),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=PROJECT_ROOT,
-            pass_fds=(write_fd,),
-        )
-        os.close(write_fd)
-        with os.fdopen(read_fd) as events, Progress(len(days), say=say) as progress:
-            for line in events:
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if event.get("event") == "start":
-                    progress.started(event["day"])
-                elif event.get("event") == "day":
-                    result = DayResult.from_json(event)
-                    results.append(result)
-                    progress.finished(result)
-        code = proc.wait()
-    if code != 0 or len(results) < len(days):
-        tail = log_path.read_text(errors="replace").splitlines()[-30:]
-        raise SystemExit(
-            f"the backfill stopped after {len(results)} of {len(days)} days (exit {code}); "
-            f"last lines of {log_path}:\n" + "\n".join(tail)
-        )
-    return results
 
 
 # -- the loop -----------------------------------------------------------------------------
@@ -231,7 +178,8 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         f"backfilling {cfg.days} days through {INGEST_DAG_ID}, in order, in one process "
         f"(DAG.test per day; Airflow's output in {LOG_DIR / 'backfill.log'})"
     )
-    results = backfill_in_one_process(cfg, env)
+    days = [cfg.start + dt.timedelta(days=i) for i in range((cfg.end - cfg.start).days + 1)]
+    results = run_in_child(days, env, LOG_DIR / "backfill.log", say=say, cwd=PROJECT_ROOT)
     say(
         f"backfill finished in {time.monotonic() - t0:.0f}s from start: {tally(results)} "
         "(a quarantined day is expected: the corrupt one)"

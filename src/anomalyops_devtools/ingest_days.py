@@ -19,9 +19,12 @@ import contextlib
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from anomalyops_airflow.dag_ids import INGEST_DAG_ID
 
@@ -165,6 +168,64 @@ def run_days(
     return results
 
 
+def run_in_child(
+    days: Sequence[dt.date],
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    say: Callable[[str], None],
+    cwd: Path | None = None,
+) -> list[DayResult]:
+    """Run ``days`` in a child process (:func:`main`), one progress line a day.
+
+    The child imports Airflow, GX and TFDV once and runs each day as ``DAG.test``: real
+    DagRuns in Airflow's DB (they show in the UI), no executor. Its output goes to
+    ``log_path``; its per-day results come back on a pipe. Keep the DAG paused meanwhile, so
+    the scheduler does not run the same days.
+    """
+    read_fd, write_fd = os.pipe()
+    results: list[DayResult] = []
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "anomalyops_devtools.ingest_days",
+                "--results-fd",
+                str(write_fd),
+                *(d.isoformat() for d in days),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as events, Progress(len(days), say=say) as progress:
+            for line in events:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if event.get("event") == "start":
+                    progress.started(event["day"])
+                elif event.get("event") == "day":
+                    result = DayResult.from_json(event)
+                    results.append(result)
+                    progress.finished(result)
+        code = proc.wait()
+    if code != 0 or len(results) < len(days):
+        tail = log_path.read_text(errors="replace").splitlines()[-30:]
+        raise SystemExit(
+            f"the backfill stopped after {len(results)} of {len(days)} days (exit {code}); "
+            f"last lines of {log_path}:\n" + "\n".join(tail)
+        )
+    return results
+
+
 def airflow_run_day(dag_id: str = INGEST_DAG_ID) -> Callable[[dt.date], DayResult]:
     """``run_day`` for :func:`run_days`: ``DAG.test`` of the ingest DAG (Airflow imported here)."""
     from airflow.models import DagBag
@@ -259,6 +320,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())

@@ -56,7 +56,7 @@ def test_init_writes_spec_schema_and_landing_days(settings_env, tmp_path, nab_cs
     assert len(day) == 288 and list(day.columns) == ["timestamp", "value"]
     assert f"ANOMALYOPS_FEATURE_SPEC_PATH={spec_out}" in out
     assert "ANOMALYOPS_START_DATE=2013-12-02" in out
-    assert "airflow dags backfill anomalyops_ingest -s 2013-12-02 -e 2013-12-06" in out
+    assert "anomalyops ingest-days 2013-12-02 2013-12-06" in out
 
     # A second run refuses to overwrite anything without --force.
     assert main(args) == 1
@@ -74,3 +74,37 @@ def test_init_bad_file_names_file_column_and_row(settings_env, tmp_path, capsys)
     assert main(["init", "--from", str(bad), "--no-compile", "--dry-run"]) == 1
     err = capsys.readouterr().err
     assert f"{bad}: column 'value': not a number at row 13 (line 14): 'oops'" in err
+
+
+def test_init_then_ingest_days_validates_the_users_days(
+    airflow_db, settings_env, tmp_path, nab_csv, capsys, monkeypatch
+):
+    """The walk-through's next command: the landing days init wrote are complete (marked
+    ``_READY``), so the ingest DAG takes them at once, through the gate, into validated/."""
+    from anomalyops.lake import Zone
+
+    settings = settings_env()
+    spec_out, schema_out = tmp_path / "cfg" / "mt.yaml", tmp_path / "cfg" / "mt.pbtxt"
+    args = ["init", "--from", str(nab_csv), "--spec-out", str(spec_out)]
+    assert main([*args, "--schema-out", str(schema_out), "--no-compile"]) == 0
+    capsys.readouterr()
+    lake = Lake(settings.lake_root)
+    assert lake.fs.exists(f"{lake.landing_path('2013-12-03')}/_READY")
+
+    monkeypatch.setenv("ANOMALYOPS_FEATURE_SPEC_PATH", str(spec_out))
+    monkeypatch.setenv("ANOMALYOPS_VALIDATION__SCHEMA_PATH", str(schema_out))
+    monkeypatch.setenv("ANOMALYOPS_SOURCE", "landing")
+    monkeypatch.setenv("ANOMALYOPS_START_DATE", "2013-12-02")
+    assert main(["ingest-days", "2013-12-03", "2013-12-04"]) == 0
+    out = capsys.readouterr().out
+    assert "2 validated" in out, out
+    assert lake.partitions(Zone.VALIDATED) == [dt.date(2013, 12, 3), dt.date(2013, 12, 4)]
+
+
+def test_ingest_days_refuses_bad_ranges(capsys):
+    with pytest.raises(SystemExit, match="'2013-13-01' is not a date"):
+        main(["ingest-days", "2013-13-01"])
+    assert main(["ingest-days", "2013-12-05", "2013-12-01"]) == 2
+    assert "the last day 2013-12-01 is before the first 2013-12-05" in capsys.readouterr().err
+    assert main(["ingest-days", "2000-01-01", "2020-01-01"]) == 2
+    assert "at most 3660 at a time" in capsys.readouterr().err
