@@ -220,7 +220,7 @@ class IngestSettings(BaseModel):
 
 class LandingSettings(BaseModel):
     """When a day's files in ``landing/<date>/`` count as complete (``ANOMALYOPS_LANDING__*``);
-    see docs/operations.md, "Waiting for late files". Only with ``ANOMALYOPS_SOURCE=landing``:
+    see the README, "When your files arrive". Only with ``ANOMALYOPS_SOURCE=landing``:
     the simulator writes its day whole."""
 
     ready_marker: str | None = "_READY"
