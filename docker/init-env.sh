@@ -26,7 +26,7 @@ while IFS= read -r line || [ -n "$line" ]; do
   case "$line" in
     AIRFLOW_FERNET_KEY=) line="AIRFLOW_FERNET_KEY=$(fernet_key)" ;;
     POSTGRES_PASSWORD= | AIRFLOW_ADMIN_PASSWORD= | AIRFLOW_WEBSERVER_SECRET_KEY= | \
-      ANOMALYOPS_API_KEYS= | ANOMALYOPS_API_ADMIN_KEY=)
+      ANOMALYOPS_API_KEYS= | ANOMALYOPS_API_ADMIN_KEY= | GRAFANA_ADMIN_PASSWORD=)
       line="$line$(token)" ;;
     *) printf '%s\n' "$line"; continue ;;
   esac

@@ -470,7 +470,7 @@ def test_published_ports_bind_to_loopback_by_default(raw):
         for port in service.get("ports") or []:
             host, _, container = str(port).rpartition(":")
             # UIs without a login ignore BIND_ADDRESS (test_production_defaults.py).
-            loopback_only = name in ("mailpit", "flower", "prometheus")
+            loopback_only = name in ("mailpit", "flower", "prometheus", "grafana")
             bind = "127.0.0.1:" if loopback_only else "${BIND_ADDRESS:-127.0.0.1}:"
             assert host.startswith(bind), f"{name}: {port}"
             published[name] = container
@@ -480,6 +480,7 @@ def test_published_ports_bind_to_loopback_by_default(raw):
         "mailpit": "8025",
         "flower": "5555",
         "prometheus": "9090",
+        "grafana": "3000",
     }
 
 
