@@ -78,7 +78,7 @@ def quarantine(ds: str, **context) -> dict:
     settings = get_settings()
     gate = GateReport.model_validate(_quarantine(ds, settings))
     delivery = alerting.send(
-        alerts.render_gate_email(gate, settings, **_run_info(context)), settings
+        alerts.render_gate_email(gate, settings, **alerting.run_info(context)), settings
     )
     report.update_gate(Lake(settings.lake_root), ds, alerts=[{"kind": "quarantine", **delivery}])
     sent = "alert sent" if delivery["sent"] else f"ALERT NOT SENT ({delivery['error']})"
@@ -103,7 +103,7 @@ def notify_drift(ds: str, **context) -> dict:
     if gate.decision != Verdict.WARN:
         raise AirflowSkipException(f"no drift to report for {ds} (decision {gate.decision})")
     delivery = alerting.send(
-        alerts.render_gate_email(gate, settings, **_run_info(context)), settings
+        alerts.render_gate_email(gate, settings, **alerting.run_info(context)), settings
     )
     report.update_gate(lake, ds, alerts=[{"kind": "drift", **delivery}])
     if not delivery["sent"]:
@@ -132,7 +132,7 @@ def check_served_traffic(ds: str, **context) -> dict:
         )
     except traffic_check.NoModelServed as exc:
         raise AirflowSkipException(f"no model served yet, nothing to judge ({exc})") from exc
-    result = traffic_check.check(ds, settings, counters, **_run_info(context))
+    result = traffic_check.check(ds, settings, counters, **alerting.run_info(context))
     if result.delivery is not None and not result.delivery["sent"]:
         exc = AirflowFailException(
             f"served traffic on {ds} is above its band but the alert could not be emailed: "
@@ -148,15 +148,6 @@ def check_served_traffic(ds: str, **context) -> dict:
         "rows": day.rows,
         "alarm_rate": day.alarm_rate,
         "record": result.record_uri,
-    }
-
-
-def _run_info(context: dict) -> dict:
-    dag = context.get("dag")
-    return {
-        "dag_id": getattr(dag, "dag_id", None),
-        "run_id": context.get("run_id"),
-        "logical_date": context.get("logical_date"),
     }
 
 
