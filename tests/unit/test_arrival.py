@@ -75,7 +75,7 @@ def test_a_marker_without_data_is_a_problem_not_a_wait(lake):
 
 
 def test_settings_refuse_rules_that_never_complete_and_markers_outside_the_folder():
-    with pytest.raises(ValueError, match="nothing\\s+would ever mark a day complete"):
+    with pytest.raises(ValueError, match=r"nothing\s+would ever mark a day complete"):
         LandingSettings(ready_marker=None, quiet_period_s=None)
     with pytest.raises(ValueError, match="plain file"):
         LandingSettings(ready_marker="../_READY")
