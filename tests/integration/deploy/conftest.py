@@ -1,5 +1,7 @@
-"""A throwaway PostgreSQL server on loopback (Debian's server binaries), for the deployment's
-"ML Metadata on PostgreSQL" choice. Skips, saying why, where the binaries are missing."""
+"""Throwaway servers on loopback: PostgreSQL (Debian's server binaries), for the deployment's
+"ML Metadata on PostgreSQL" choice and Airflow's metadata, and Redis (Debian's
+``redis-server``), the Celery profile's broker. Each skips, saying why, where its binaries are
+missing."""
 
 from __future__ import annotations
 
@@ -56,3 +58,15 @@ def postgres_url():
                 timeout=120,
             )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url():
+    """``redis://127.0.0.1:<port>/0`` of a fresh ``redis-server`` (no persistence), stopped
+    afterwards."""
+    from tests.helpers.airflow_cluster import RedisServer
+
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    with RedisServer() as server:
+        yield server.url
