@@ -1,9 +1,11 @@
-"""Import TensorFlow/TFX once in the Airflow scheduler so tasks forked from it skip the import.
+"""Import TensorFlow/TFX once in the process tasks are forked from, so tasks skip the import.
 
-Under LocalExecutor (Airflow 2), each task process is forked from the scheduler; a module the
-scheduler already imported costs a task nothing. The ``anomalyops_preload`` plugin calls
-``preload_if_wanted`` when Airflow loads plugins eagerly (``AIRFLOW__CORE__LAZY_LOAD_PLUGINS=False``),
-which happens on ``import airflow`` - before the executor forks its workers.
+Under LocalExecutor (Airflow 2), each task process is forked from the scheduler; under the
+CeleryExecutor, from a pool process of ``airflow celery worker``, itself forked from the
+worker's main process. A module that process already imported costs a task nothing. The
+``anomalyops_preload`` plugin calls ``preload_if_wanted`` when Airflow loads plugins eagerly
+(``AIRFLOW__CORE__LAZY_LOAD_PLUGINS=False``), which happens on ``import airflow`` - before the
+executor (or Celery's prefork pool) forks.
 
 Only imports: running a TensorFlow op or opening a gRPC channel before ``fork()`` would leave
 the children with a runtime whose threads did not survive the fork.
@@ -42,6 +44,19 @@ def is_scheduler(argv: Sequence[str]) -> bool:
     )
 
 
+def is_celery_worker(argv: Sequence[str]) -> bool:
+    return (
+        len(argv) > 2
+        and os.path.basename(argv[0]).startswith("airflow")
+        and list(argv[1:3]) == ["celery", "worker"]
+    )
+
+
+def forks_tasks(argv: Sequence[str]) -> bool:
+    """``airflow scheduler`` (LocalExecutor) or ``airflow celery worker`` (prefork pool)."""
+    return is_scheduler(argv) or is_celery_worker(argv)
+
+
 def preload(modules: Sequence[str] = PRELOAD_MODULES) -> dict[str, float]:
     """Import ``modules``; returns the seconds each took."""
     timings = {}
@@ -53,12 +68,14 @@ def preload(modules: Sequence[str] = PRELOAD_MODULES) -> dict[str, float]:
 
 
 def preload_if_wanted(argv: Sequence[str] | None = None) -> dict[str, float] | None:
-    """Preload in the scheduler when ``ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW`` is true."""
+    """Preload in the scheduler or a Celery worker when
+    ``ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW`` is true."""
     from anomalyops.settings import get_settings
 
     argv = sys.argv if argv is None else argv
-    if not (get_settings().orchestration.preload_tensorflow and is_scheduler(argv)):
+    if not (get_settings().orchestration.preload_tensorflow and forks_tasks(argv)):
         return None
     timings = preload(PRELOAD_MODULES)
-    log.info("anomalyops: preloaded TensorFlow/TFX in the scheduler (%s)", timings)
+    command = "celery worker" if is_celery_worker(argv) else "scheduler"
+    log.info("anomalyops: preloaded TensorFlow/TFX in `airflow %s` (%s)", command, timings)
     return timings
