@@ -11,7 +11,11 @@ Prints, for each data size (rows per validated day; the window has ``--days`` da
                  for Airflow and ML Metadata (so independent tasks run in parallel), the
                  TensorFlow preload plugin, ``scheduler_idle_sleep_time=0.2``,
   ``production-idle1s`` the same with Airflow's default idle sleep (1 s),
-  ``production-nopreload`` LocalExecutor + PostgreSQL without the preload;
+  ``production-nopreload`` LocalExecutor + PostgreSQL without the preload,
+  ``celery``     the ``celery`` profile: CeleryExecutor, Redis (Debian's ``redis-server``) as
+                 broker, PostgreSQL for Airflow, Celery's results and ML Metadata, two
+                 ``airflow celery worker`` processes (concurrency 1 each, TensorFlow
+                 preloaded in each) on loopback;
 - wall time per component (Airflow task durations; ML Metadata execution times for LocalDagRunner).
 
 Every mode gets its own pipeline root, copied from one set-up that registered the window's
@@ -45,6 +49,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.helpers.airflow_cluster: Redis, processes, the driver
 PY = sys.executable
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "anomalyops_train"
@@ -57,6 +62,7 @@ MODES = (
     "production",
     "production-idle1s",
     "production-nopreload",
+    "celery",
 )
 
 
@@ -127,7 +133,7 @@ def setup_size(size_dir: Path, rows: int, days: int, modes: list[str]) -> None:
         mode_root = size_dir / key.replace("#", "-")
         menv = base_env(mode_root, rows, EPOCHS, days)
         os.environ.update({k: v for k, v in menv.items() if k.startswith("ANOMALYOPS_")})
-        if key.startswith("production"):
+        if uses_postgres(key):
             # ML Metadata on the PostgreSQL server, as docker-compose.yml has it (SQLite allows
             # one writer, so the DAG would run one task at a time): register the spans there.
             os.environ["ANOMALYOPS_TRAINING__METADATA_DB_URL"] = mlmd_url(rows, key)
@@ -149,6 +155,10 @@ def setup_size(size_dir: Path, rows: int, days: int, modes: list[str]) -> None:
             os.environ.pop("ANOMALYOPS_TRAINING__METADATA_DB_URL", None)
             shutil.copytree(settings.pipeline_root, mode_root / "tfx")
         ir.compile_project_pipeline(Settings())
+
+
+def uses_postgres(key: str) -> bool:
+    return key.startswith(("production", "celery"))
 
 
 def mlmd_db(rows: int, key: str) -> str:
@@ -190,62 +200,47 @@ def mlmd_durations(env: dict) -> dict[str, float]:
 
 
 def airflow_driver(mode: str) -> None:
-    """Inside the mode's environment: start a scheduler, trigger, wait, print JSON results."""
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.models import DagModel, DagRun
-    from airflow.utils.session import create_session
+    """Inside the mode's environment: start a scheduler (and for ``celery`` two workers),
+    trigger, wait, print JSON results."""
+    from tests.helpers.airflow_cluster import HOSTNAME_VAR, free_port, start, stop, trigger_and_wait
 
-    sched_log = Path(os.environ["AIRFLOW_HOME"]) / "scheduler.out"
-    t0 = time.perf_counter()
-    scheduler = subprocess.Popen(
-        [AIRFLOW, "scheduler"], stdout=sched_log.open("w"), stderr=subprocess.STDOUT
-    )
+    home = Path(os.environ["AIRFLOW_HOME"])
+    env = dict(os.environ)
+    procs = []
     try:
-        while True:
-            with create_session() as s:
-                dm = s.get(DagModel, DAG_ID)
-                if dm is not None:
-                    # Every DAG is paused at creation here: only the training DAG runs.
-                    dm.is_paused = False
-                    break
-            if scheduler.poll() is not None:
-                raise RuntimeError(f"scheduler exited; see {sched_log}")
-            time.sleep(1)
-        registered = time.perf_counter() - t0
-        t_trigger = time.perf_counter()
-        run = trigger_dag(DAG_ID, run_id=f"bench_{mode}")
-        run_id = run.run_id
-        state = None
-        while True:
-            with create_session() as s:
-                dr = s.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run_id).one()
-                state = dr.state
-                if state in ("success", "failed"):
-                    tis = {
-                        ti.task_id: {
-                            "duration": ti.duration,
-                            "start": ti.start_date.timestamp() if ti.start_date else None,
-                            "end": ti.end_date.timestamp() if ti.end_date else None,
-                            "try": ti.try_number,
-                            "state": ti.state,
-                        }
-                        for ti in dr.get_task_instances(session=s)
-                    }
-                    break
-            if scheduler.poll() is not None:
-                raise RuntimeError(f"scheduler exited during the run; see {sched_log}")
-            time.sleep(1)
-        wall = time.perf_counter() - t_trigger
+        if mode == "celery":
+            for i in (1, 2):
+                wenv = {
+                    **env,
+                    HOSTNAME_VAR: f"celery-worker-{i}",
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                    # The workers fork the tasks here: they preload TensorFlow/TFX.
+                    "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+                    "ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW": "true",
+                }
+                cmd = [AIRFLOW, "celery", "worker", "--concurrency", "1"]
+                cmd += ["--celery-hostname", f"celery-worker-{i}@%h"]
+                procs.append(start(cmd, wenv, home / f"worker{i}.out"))
+        procs.append(start([AIRFLOW, "scheduler"], env, home / "scheduler.out"))
+
+        def dead() -> str | None:
+            gone = [p.args[1] for p in procs if p.poll() is not None]
+            return f"airflow {', '.join(gone)} (see {home}/*.out)" if gone else None
+
+        result = trigger_and_wait(DAG_ID, f"bench_{mode}", 7000, dead)
     finally:
-        scheduler.terminate()
-        try:
-            scheduler.wait(60)
-        except subprocess.TimeoutExpired:
-            scheduler.kill()
-    print(json.dumps({"state": state, "wall": wall, "registered_after": registered, "tasks": tis}))
+        stop(procs)
+    print(json.dumps(result))
 
 
-def run_mode(key: str, size_dir: Path, rows: int, days: int, pg_url: str | None) -> dict:
+def run_mode(
+    key: str,
+    size_dir: Path,
+    rows: int,
+    days: int,
+    pg_url: str | None,
+    redis_url: str | None = None,
+) -> dict:
     """Time one run; ``key`` is a mode, or ``mode#n`` for the n-th repetition of it."""
     mode = key.split("#")[0]
     root = size_dir / key.replace("#", "-")
@@ -254,7 +249,7 @@ def run_mode(key: str, size_dir: Path, rows: int, days: int, pg_url: str | None)
     if mode == "local":
         wall = run_cmd([PY, "-m", "anomalyops_tfx.runners.local_runner"], env, logf)
         return {"state": "success", "wall": wall, "tasks": mlmd_durations(env)}
-    if mode.startswith("production"):
+    if uses_postgres(mode):
         if pg_url is None:
             raise RuntimeError("PostgreSQL is not available")
         db = f"bench_{rows}_{key.replace('-', '_').replace('#', '_')}"
@@ -269,7 +264,20 @@ def run_mode(key: str, size_dir: Path, rows: int, days: int, pg_url: str | None)
                 "ANOMALYOPS_TRAINING__METADATA_DB_URL": mlmd_url(rows, key),
             }
         )
-        if mode != "production-nopreload":
+        if mode == "celery":
+            if redis_url is None:
+                raise RuntimeError("redis-server is not available")
+            env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CELERY__BROKER_URL": redis_url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql://"
+                    + f"{pg_url.split('://', 1)[1]}/{db}",
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.helpers.airflow_cluster.hostname",
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+                }
+            )
+        if mode not in ("production-nopreload", "celery"):
             env["AIRFLOW__CORE__LAZY_LOAD_PLUGINS"] = "False"
             env["ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW"] = "true"
         if mode != "production-idle1s":
@@ -473,7 +481,15 @@ def main() -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-orch-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"workdir {workdir}")
-    pg_url = start_postgres(workdir) if any(m.startswith("production") for m in modes) else None
+    pg_url = start_postgres(workdir) if any(uses_postgres(m) for m in modes) else None
+    redis = None
+    if any(m.startswith("celery") for m in modes):
+        from tests.helpers.airflow_cluster import RedisServer
+
+        try:
+            redis = RedisServer().__enter__()
+        except (FileNotFoundError, RuntimeError) as exc:
+            log(f"{exc}: celery mode skipped")
     results: dict[int, dict] = {}
     try:
         parse: dict = {}
@@ -506,12 +522,16 @@ def main() -> int:
             for mode in modes:
                 log(f"{rows} rows/day: {mode}")
                 try:
-                    results[rows][mode] = run_mode(mode, size_dir, rows, DAYS, pg_url)
+                    results[rows][mode] = run_mode(
+                        mode, size_dir, rows, DAYS, pg_url, redis.url if redis else None
+                    )
                 except Exception as exc:  # report and go on with the other modes
                     results[rows][mode] = {"error": str(exc)}
                 log(f"  -> {results[rows][mode].get('state')} {results[rows][mode].get('wall')}")
                 (workdir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     finally:
+        if redis:
+            redis.__exit__(None, None, None)
         if pg_url:
             stop_postgres(workdir)
     report(results, parse)
