@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import json
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from anomalyops.spec import FeatureSpec
-from anomalyops.validation.gx_suite import build_suite, load_curated
+from anomalyops.validation.gx_suite import build_suite, generated_expectations, load_curated
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +97,11 @@ def run_checkpoint(
 ) -> GxResult:
     """Validate one partition with the spec's suite; update Data Docs; summarize failures."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
 
-    suite = build_suite(spec, load_curated(gx_root, spec))
     start = pd.Timestamp(day, tz="UTC")
     params = {"day_start": start, "day_end": start + pd.Timedelta(days=1)}
     with _locked(gx_root):
-        context = get_context(gx_root, data_docs_dir)
-        suite = context.suites.add_or_update(suite)
-        vd = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(
-                name=f"{spec.name}__raw", data=_batch_definition(context), suite=suite
-            )
-        )
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=f"{spec.name}__gate",
-                validation_definitions=[vd],
-                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": examples},
-            )
-        )
+        context, checkpoint = _prepared(spec, gx_root, data_docs_dir, examples)
         result = checkpoint.run(
             batch_parameters={"dataframe": df},
             expectation_parameters=params,
@@ -132,6 +117,50 @@ def run_checkpoint(
         data_docs=docs,
         result_json=validation.to_json_dict(),
     )
+
+
+_PREPARED: dict[tuple, tuple] = {}
+"""(gx_root, Data Docs dir, suite, examples) -> (context, checkpoint), for this process."""
+
+
+def _prepared(spec: FeatureSpec, gx_root: Path, data_docs_dir: Path, examples: int):
+    """The context and the saved checkpoint that runs the spec's suite.
+
+    Saving the suite, validation definition and checkpoint costs ~2 s a day (GX serialises
+    every expectation several times); a process that gates several days (``anomalyops
+    ingest-days``, ``make run``) saves them once per suite and reuses them. A changed spec or
+    curated file is a new key, so it is saved afresh.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    curated = load_curated(gx_root, spec)
+    key = (
+        str(Path(gx_root).resolve()),
+        str(Path(data_docs_dir).resolve()),
+        json.dumps([generated_expectations(spec), curated], sort_keys=True, default=str),
+        examples,
+    )
+    if key in _PREPARED:
+        return _PREPARED[key]
+    context = get_context(gx_root, data_docs_dir)
+    suite = context.suites.add_or_update(build_suite(spec, curated))
+    vd = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(
+            name=f"{spec.name}__raw", data=_batch_definition(context), suite=suite
+        )
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"{spec.name}__gate",
+            validation_definitions=[vd],
+            actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": examples},
+        )
+    )
+    _PREPARED.clear()  # one suite at a time: a process rarely gates two specs
+    _PREPARED[key] = (context, checkpoint)
+    return context, checkpoint
 
 
 def _docs_url(context, result) -> str | None:
