@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_quality import ADBENCH  # noqa: E402
 
 ALL = {"tails": 1.0, "knn": 1.0, "copula_knn": 1.0, "autoencoder": 1.0}
-CONFIGS = {  # (weights, reference share of the fitting rows, adaptive AE weight[, trim share])
+CONFIGS = {  # (weights, reference share, adaptive AE weight[, trim share[, Trainer settings]])
     "tails": ({"tails": 1.0}, 1.0, False),
     "knn": ({"knn": 1.0}, 1.0, False),
     "copula_knn": ({"copula_knn": 1.0}, 1.0, False),
@@ -39,6 +39,12 @@ CONFIGS = {  # (weights, reference share of the fitting rows, adaptive AE weight
     "default, reference = half": (None, 0.5, True),
     "default, no trimming": (None, 1.0, True, 0.0),
     "default (AE 0.25, x8 if R2 >= 0.9)": (None, 1.0, True),
+    # Serving cost: the kNN parts' top_k grows with the reference sample; k scales with it
+    # (detector.neighbours_for), so each size measures the same neighbourhood (docs/detector.md).
+    **{
+        f"default, reference {r}": (None, 1.0, True, None, {"reference_rows": r})
+        for r in (2048, 1024, 512, 256)
+    },
 }
 PEERS = ("IForest", "ECOD", "COPOD", "KNN")
 
@@ -86,7 +92,7 @@ def split(name: str, seed: int = 0):
     )
 
 
-def ours(train, test, weights, share, adapt=True, seed=42, trim=None):
+def ours(train, test, weights, share, adapt=True, trim=None, extra=None, seed=42):
     """Fit the Trainer's way (``fit_ensemble``); return (test scores, the gate's threshold)."""
     from anomalyops.settings import TrainingSettings
     from anomalyops_tfx import detector
@@ -104,6 +110,9 @@ def ours(train, test, weights, share, adapt=True, seed=42, trim=None):
         "adaptive_autoencoder_weight": adapt,
         "reference_share": share,
         "trim_share": defaults.trim_share if trim is None else trim,
+        "reference_rows": defaults.reference_rows,
+        "neighbours": defaults.neighbours,
+        **(extra or {}),
     }
     model, tables, _, _ = fit_ensemble(tr, norm, ev, cfg)
     # The evaluation gate's threshold: the 99th percentile of the fresh eval rows' scores.

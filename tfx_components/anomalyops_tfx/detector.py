@@ -163,9 +163,23 @@ def autoencoder_boost(predictability: float) -> float:
     return 1.0 + (MAX_AUTOENCODER_BOOST - 1.0) * share
 
 
-def neighbours_for(reference_rows: int, k: int = DEFAULT_NEIGHBOURS) -> int:
-    """``k``, at most half the reference sample (small windows) and at least 1."""
-    return max(1, min(k, reference_rows // 2))
+NEIGHBOURS_BASIS = 2048
+"""``k`` counts neighbours among this many rows (or all the rows, when fewer)."""
+
+
+def neighbours_for(
+    reference_rows: int, k: int = DEFAULT_NEIGHBOURS, rows: int | None = None
+) -> int:
+    """``k`` for a reference sample of ``reference_rows`` drawn from ``rows``.
+
+    ``k`` is a share: ``k`` neighbours among ``min(rows, NEIGHBOURS_BASIS)`` rows. A smaller
+    sample scales it down, so the part measures the same neighbourhood size, only from fewer
+    rows (the serving cost: ``top_k`` grows with the sample). At most half the sample, at
+    least 1.
+    """
+    basis = min(rows or reference_rows, NEIGHBOURS_BASIS)
+    scaled = round(k * reference_rows / basis) if basis > reference_rows else k
+    return max(1, min(scaled, reference_rows // 2))
 
 
 def fit_tables(
@@ -197,7 +211,7 @@ def fit_tables(
     return DetectorTables(
         features=QuantileTable.fit(x_train),
         reference=reference,
-        neighbours=neighbours_for(r, neighbours),
+        neighbours=neighbours_for(r, neighbours, rows=len(x_train)),
         weights=weights,
         predictability=predictability,
     )

@@ -80,7 +80,11 @@ def test_fit_tables_validates_and_sizes_the_reference():
     x = rng.normal(size=(5000, 3))
     tables = detector.fit_tables(x, max_reference=256, neighbours=100)
     assert tables.reference.shape == (256, 3)
-    assert tables.neighbours == 100
+    # k is a share: 100 among 2,048 rows, so 12 among a sample of 256.
+    assert tables.neighbours == 12
+    assert detector.fit_tables(x, max_reference=2048, neighbours=100).neighbours == 100
+    assert detector.fit_tables(x[:700], max_reference=512).neighbours == 73  # 100 of 700
+    assert detector.fit_tables(x[:400], max_reference=512).neighbours == 100  # all 400 kept
     small = detector.fit_tables(x[:60])
     assert small.reference.shape == (60, 3)
     assert small.neighbours == 30  # at most half the reference
