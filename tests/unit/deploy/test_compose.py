@@ -454,13 +454,14 @@ def test_the_celery_profile_switches_the_executor_by_one_variable(raw, compose):
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
     assert env_example()["AIRFLOW_EXECUTOR"] == "LocalExecutor"
     assert services["airflow-worker"]["command"] == ["celery", "worker"]
-    # LocalExecutor forks tasks from the scheduler: TensorFlow/TFX are imported there once (the
-    # plugin acts only in `airflow scheduler`, so the other services do not pay for it).
-    env = service_env(services["airflow-scheduler"])
-    assert env["AIRFLOW__CORE__LAZY_LOAD_PLUGINS"] == "False"
-    assert env["ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW"] == "True"
+    # Tasks fork from the scheduler (LocalExecutor) or a Celery worker's pool: TensorFlow/TFX
+    # are imported there once; the services that run no task do not pay for it.
+    for name in ("airflow-scheduler", "airflow-worker"):
+        env = service_env(services[name])
+        assert env["AIRFLOW__CORE__LAZY_LOAD_PLUGINS"] == "False", name
+        assert env["ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW"] == "True", name
     assert (REPO_ROOT / "plugins" / "anomalyops_preload.py").is_file()
-    for name in ("airflow-webserver", "airflow-triggerer", "airflow-init", "airflow-worker"):
+    for name in ("airflow-webserver", "airflow-triggerer", "airflow-init"):
         assert "ANOMALYOPS_ORCHESTRATION__PRELOAD_TENSORFLOW" not in service_env(services[name])
 
 

@@ -1,4 +1,5 @@
-"""The scheduler preload is inert unless asked for, and only in ``airflow scheduler``."""
+"""The preload is inert unless asked for, and only where tasks fork: ``airflow scheduler``
+(LocalExecutor) and ``airflow celery worker`` (its prefork pool)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,21 @@ from anomalyops_airflow import preload
 )
 def test_is_scheduler(argv, expected):
     assert preload.is_scheduler(argv) is expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/venv/bin/airflow", "celery", "worker"], True),
+        (["airflow", "celery", "worker", "--concurrency", "1", "--celery-hostname", "w1"], True),
+        (["airflow", "celery", "flower"], False),
+        (["airflow", "worker"], False),
+        (["celery", "worker"], False),
+    ],
+)
+def test_is_celery_worker(argv, expected):
+    assert preload.is_celery_worker(argv) is expected
+    assert preload.forks_tasks(argv) is expected
 
 
 def test_preload_only_when_enabled_and_in_the_scheduler(settings_env, monkeypatch):
