@@ -115,9 +115,11 @@ class TrainingSettings(BaseModel):
     before every part is refitted (a window is contaminated by its own anomalies); 0: one
     fit."""
     neighbours: int = Field(default=100, ge=1)
-    """k of the kNN parts (at most half the reference sample)."""
-    reference_rows: int = Field(default=2048, ge=8)
-    """Rows of the kNN reference sample kept in the model (serving cost grows with it)."""
+    """k of the kNN parts per 2,048 window rows (or all of them, when fewer), scaled to the
+    reference sample; at most half the sample."""
+    reference_rows: int = Field(default=512, ge=8)
+    """Rows of the kNN reference sample kept in the model. Scoring cost grows with it; 512
+    ranked as 2,048 did on the bundled tables at ~10x the scoring speed (docs/detector.md)."""
     early_stopping_patience: int = Field(default=5, ge=0)
     hidden_units: list[int] | None = None
     """Encoder layer widths ending with the bottleneck; None derives them from the feature count."""
