@@ -1,8 +1,13 @@
 """Scoring throughput: the service over HTTP vs the in-process ceiling vs the naive endpoint.
 
-    .venv/bin/python bench/bench_scoring.py                 # 1M rows, demo model
+    .venv/bin/python bench/bench_scoring.py                 # 1M rows, the newest pushed model
     .venv/bin/python bench/bench_scoring.py --big-rows 10000000   # + peak RSS on 10M rows
     .venv/bin/python bench/bench_scoring.py --model-dir var/serving/anomaly_detector/<version>
+    .venv/bin/python bench/bench_scoring.py --stand-in      # a quickly built autoencoder only
+
+By default the model is the newest version the pipeline pushed to the project's serving
+directory (``make run`` leaves one): what users are served, detector ensemble included. Without
+one, the benchmark says so and builds its stand-in (autoencoder only, much faster to score).
 
 * ceiling: one process, pyarrow read_csv -> the SavedModel's signature -> pyarrow write_csv.
 * service: ``uvicorn anomalyops_api.main:create_app`` on loopback; the client uploads the
@@ -113,6 +118,18 @@ class Ceiling:
 
 
 # -- servers ---------------------------------------------------------------------------------
+
+
+def newest_pushed_version(serving_dir: Path) -> Path | None:
+    """The newest complete version directory the Pusher wrote (numeric name, metadata file)."""
+    if not serving_dir.is_dir():
+        return None
+    versions = [
+        p
+        for p in serving_dir.iterdir()
+        if p.is_dir() and p.name.isdigit() and (p / METADATA_FILE).is_file()
+    ]
+    return max(versions, key=lambda p: int(p.name), default=None)
 
 
 def free_port() -> int:
@@ -296,6 +313,11 @@ def main() -> None:
     parser.add_argument(
         "--model-dir", type=Path, help="a pushed version directory (default: build the demo model)"
     )
+    parser.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="score with a quickly built autoencoder-only model, not the newest pushed one",
+    )
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--work-dir", type=Path, help="default: a temp dir, removed after")
     args = parser.parse_args()
@@ -311,8 +333,23 @@ def main() -> None:
             if not link.exists():
                 link.symlink_to(version_dir)
         else:
-            version_dir = demo_version(work)
-            serving = version_dir.parent
+            from anomalyops.settings import Settings
+
+            pushed = None if args.stand_in else newest_pushed_version(Settings().serving_model_dir)
+            if pushed is not None:
+                version_dir = pushed.resolve()
+                serving = work / "serving"
+                serving.mkdir(exist_ok=True)
+                (serving / version_dir.name).symlink_to(version_dir)
+                print(f"model: the pipeline's newest pushed version {version_dir}")
+            else:
+                if not args.stand_in:
+                    print(
+                        f"model: no pushed version in {Settings().serving_model_dir} (run "
+                        "`make run` first, or pass --model-dir); using the stand-in autoencoder"
+                    )
+                version_dir = demo_version(work)
+                serving = version_dir.parent
         spec = json.loads((version_dir / METADATA_FILE).read_text())["feature_spec"]
         csv_path = work / "input.csv"
         started = time.perf_counter()
