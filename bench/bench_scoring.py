@@ -335,7 +335,8 @@ def main() -> None:
         else:
             from anomalyops.settings import Settings
 
-            pushed = None if args.stand_in else newest_pushed_version(Settings().serving_model_dir)
+            serving_dir = Settings().serving_model_dir
+            pushed = None if args.stand_in else newest_pushed_version(serving_dir)
             if pushed is not None:
                 version_dir = pushed.resolve()
                 serving = work / "serving"
@@ -345,7 +346,7 @@ def main() -> None:
             else:
                 if not args.stand_in:
                     print(
-                        f"model: no pushed version in {Settings().serving_model_dir} (run "
+                        f"model: no pushed version in {serving_dir} (run "
                         "`make run` first, or pass --model-dir); using the stand-in autoencoder"
                     )
                 version_dir = demo_version(work)

@@ -290,7 +290,6 @@ def render_late_email(
     settings: Settings,
     *,
     folder: str,
-    waited_since: object = None,
     log_url: str | None = None,
     dag_id: str | None = None,
     run_id: str | None = None,
@@ -313,7 +312,6 @@ def render_late_email(
             ("State at the deadline", arrival.detail),
             ("Files found", found or "none"),
             ("Not read", ", ".join(arrival.ignored[:10]) or "-"),
-            ("Waiting since", waited_since or "-"),
             ("Log (web UI)", log_url or "-"),
         ],
     )

@@ -57,7 +57,9 @@ def land(ds: str | dt.date, settings: Settings) -> list[str]:
     """Make sure ``landing/<ds>/`` holds the day's files; return their names.
 
     With the simulator as source, (re)write its file for the day; with ``landing`` as source,
-    fail clearly when the user has not dropped anything yet (Airflow retries with back-off).
+    fail clearly when the user has not dropped anything yet. (The ingest DAG's ``land`` task
+    calls this for the simulator only; with ``landing`` it waits for the day to be complete,
+    ``anomalyops_airflow.landing``.)
     """
     day, lake = as_date(ds), Lake(settings.lake_root)
     if settings.source == "simulator":
