@@ -73,6 +73,18 @@ def test_user_code_by_dotted_path_no_module_file(built):
     assert "compressor_station" in transform["custom_config"].field_value.string_value
 
 
+def test_transform_only_analyses(built):
+    """No TFDV pass over the window, no per-span analyzer cache: each cost most of Transform's
+    time, and nothing reads what they wrote (docs/performance.md)."""
+    _, _, _, nodes, _ = built
+    transform = nodes["Transform"]
+    params = transform.parameters.parameters
+    assert params["disable_statistics"].field_value.int_value == 1
+    assert params["force_tf_compat_v1"].field_value.int_value == 0
+    assert "updated_analyzer_cache" not in transform.outputs.outputs
+    assert "pre_transform_stats" not in transform.outputs.outputs
+
+
 def test_window_and_baseline_read_across_runs(built):
     """Resolver inputs must not be limited to the current pipeline run's context."""
     _, _, _, nodes, _ = built
