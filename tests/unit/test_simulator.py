@@ -94,3 +94,16 @@ def test_max_event_share_splits_a_days_anomalies_into_several_events():
     assert many >= 5 and many > few
     with pytest.raises(ValueError, match="max_event_share"):
         SimulatorConfig(max_event_share=0)
+
+
+def test_more_rows_than_seconds_keep_the_key_unique():
+    """100k rows a day (> 86,400 s): the gate's (entity, timestamp) uniqueness must hold."""
+    df = simulate_day(SPEC, dt.date(2026, 10, 1), SimulatorConfig(rows_per_day=100_000))
+    ts = df[SPEC.timestamp.column]
+    assert ts.is_unique and ts.is_monotonic_increasing
+    assert (ts.dt.date == dt.date(2026, 10, 1)).all()
+    # At most one row a second, whole seconds as before.
+    small = simulate_day(SPEC, dt.date(2026, 10, 1), SimulatorConfig(rows_per_day=1440))
+    assert (small[SPEC.timestamp.column].dt.microsecond == 0).all()
+    with pytest.raises(ValueError, match="rows_per_day must be in"):
+        SimulatorConfig(rows_per_day=86_400_001)

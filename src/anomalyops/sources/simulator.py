@@ -33,6 +33,10 @@ _N_FACTORS = 3
 _SIGMAS_IN_HALF_RANGE = 8.0
 
 
+MAX_ROWS_PER_DAY = 86_400_000
+"""Timestamps have millisecond resolution at most, and (entity, timestamp) must be unique."""
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     seed: int = 42
@@ -54,8 +58,11 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown drift scenario {self.scenario!r}; choose one of {SCENARIOS}")
-        if self.rows_per_day < 1:
-            raise ValueError(f"rows_per_day must be >= 1, got {self.rows_per_day}")
+        if not 1 <= self.rows_per_day <= MAX_ROWS_PER_DAY:
+            raise ValueError(
+                f"rows_per_day must be in [1, {MAX_ROWS_PER_DAY:_}] (one row a millisecond), "
+                f"got {self.rows_per_day}"
+            )
         if not 0.0 < self.max_event_share <= 1.0:
             raise ValueError(f"max_event_share must be in (0, 1], got {self.max_event_share}")
         unknown = sorted(set(self.anomaly_kinds) - set(ALL_ANOMALY_KINDS))
@@ -160,7 +167,11 @@ def simulate_day(
     # The scenario is not part of the seed: before the drift starts, all scenarios agree.
     rng = _rng("day", cfg.seed, day.toordinal())
     n_rows = cfg.rows_per_day
-    seconds = np.floor(np.arange(n_rows) * (86_400 / n_rows))
+    step = 86_400 / n_rows
+    # Whole seconds while they are unique; beyond 86,400 rows a day, milliseconds, so the
+    # (entity, timestamp) key the gate checks stays unique up to 86.4 M rows.
+    resolution = 1.0 if step >= 1 else 1_000.0
+    seconds = np.floor(np.arange(n_rows) * step * resolution) / resolution
     factors = _factors(day, cfg, seconds)
     offset, flip, _ = _drift(plant, day, cfg)
 
