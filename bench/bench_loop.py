@@ -24,6 +24,9 @@ measures that).
 
     .venv/bin/python bench/bench_loop.py                  # 1,440 and 100,000 rows a day
     .venv/bin/python bench/bench_loop.py --rows 1440      # one size
+    .venv/bin/python bench/bench_loop.py --rows 1000000 --warmup-only   # the window's memory
+
+Each size also prints the peak resident memory of the process that ran everything.
 
 Writes var/bench/bench_loop.json. Needs nothing beyond the project's environment.
 """
@@ -56,7 +59,15 @@ def at(day: dt.date, hour: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour), tzinfo=dt.timezone.utc)
 
 
-def child(rows: int, work: Path) -> dict:
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (everything ran in it: DAG.test, Beam
+    in-memory, the Trainer), in GiB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def child(rows: int, work: Path, warmup_only: bool = False) -> dict:
     """One size, in this process: Airflow must be configured before it is imported."""
     from drift_replay import _free_port, _newest_version, _start_api
 
@@ -96,6 +107,11 @@ def child(rows: int, work: Path) -> dict:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     ingest_dag, train_dag = bag.dags["anomalyops_ingest"], bag.dags["anomalyops_train"]
 
+    def stop() -> None:
+        sink.stop()
+        api["proc"].terminate()
+        api["proc"].wait(timeout=30)
+
     def ingest(day: dt.date) -> float:
         started = time.perf_counter()
         run = ingest_dag.test(execution_date=at(day))
@@ -114,6 +130,18 @@ def child(rows: int, work: Path) -> dict:
     if str(first.state) != "success" or v1 is None:
         raise RuntimeError(f"the warm-up training run ended {first.state}; see {work}")
     log(f"{rows} rows/day: warm-up run {warmup_s:.0f} s, version {v1}")
+    summary = {
+        "rows_per_day": rows,
+        "window_days": window,
+        "ingest_first_day_s": round(ingest_s[0], 2),
+        "ingest_day_s": [round(s, 2) for s in ingest_s[1:]],
+        "ingest_day_median_s": round(statistics.median(ingest_s[1:]), 2),
+        "warmup_run_s": round(warmup_s, 1),
+        "warmup_peak_rss_gib": round(peak_rss_gib(), 2),
+    }
+    if warmup_only:
+        stop()
+        return summary
 
     ingest_s.append(ingest(days[window]))
     started, started_at = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
@@ -126,21 +154,17 @@ def child(rows: int, work: Path) -> dict:
     log(f"{rows} rows/day: daily cycle {cycle_s:.0f} s, version {version}")
 
     floor = in_process_floor(settings, work / "serving" / str(version), work / "floor")
-    sink.stop()
-    api["proc"].terminate()
-    api["proc"].wait(timeout=30)
+    stop()
     return {
-        "rows_per_day": rows,
-        "window_days": window,
-        "ingest_first_day_s": round(ingest_s[0], 2),
+        **summary,
         "ingest_day_s": [round(s, 2) for s in ingest_s[1:]],
         "ingest_day_median_s": round(statistics.median(ingest_s[1:]), 2),
-        "warmup_run_s": round(warmup_s, 1),
         "cycle_s": round(cycle_s, 1),
         "served_version": version,
         "tasks_s": tasks,
         **floor,
         "cycle_over_floor": round(cycle_s / floor["floor_s"], 2),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
     }
 
 
@@ -251,7 +275,12 @@ def report(results: list[dict]) -> None:
             f"{len(r['ingest_day_s'])} days{goal_txt}; the first day {r['ingest_first_day_s']:.1f} s "
             "(imports)"
         )
-        print(f"warm-up training run     {r['warmup_run_s']:8.1f} s (registers the earlier spans)")
+        print(
+            f"warm-up training run     {r['warmup_run_s']:8.1f} s (registers the earlier spans); "
+            f"peak RSS {r['warmup_peak_rss_gib']:.1f} GiB"
+        )
+        if "cycle_s" not in r:
+            continue
         print(f"trigger -> new version   {r['cycle_s']:8.1f} s")
         print(
             f"in-process floor         {r['floor_s']:8.1f} s ({r['floor_rows']:,} rows, "
@@ -264,6 +293,9 @@ def report(results: list[dict]) -> None:
                 f" (goal <= {goal:g}x: {'met' if r['cycle_over_floor'] <= goal else 'NOT met'})"
             )
         print(f"cycle / floor            {r['cycle_over_floor']:8.2f} x{verdict}")
+        print(
+            f"peak RSS                 {r['peak_rss_gib']:8.1f} GiB (this process, the API apart)"
+        )
         print("per task of the timed run (s):")
         for task, seconds in r["tasks_s"].items():
             print(f"  {task:36} {seconds:8.2f}")
@@ -273,10 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", default="1440,100000", help="rows a day, comma-separated")
     p.add_argument("--workdir", help="default: a new temp dir (kept, for the logs)")
+    p.add_argument(
+        "--warmup-only",
+        action="store_true",
+        help="stop after the first training run: the window's size and memory, no cycle or floor",
+    )
     p.add_argument("--child", nargs=2, metavar=("ROWS", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        result = child(int(args.child[0]), Path(args.child[1]))
+        result = child(int(args.child[0]), Path(args.child[1]), args.warmup_only)
         print(json.dumps(result), flush=True)
         return 0
     try:
@@ -295,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         with (work / "child.log").open("w") as errlog:
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(rows), str(work)],
+                [sys.executable, __file__, "--child", str(rows), str(work)]
+                + (["--warmup-only"] if args.warmup_only else []),
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=errlog,
