@@ -29,10 +29,8 @@ See docs/validation.md.
 
 from __future__ import annotations
 
-from airflow import DAG
-from airflow.operators.python import BranchPythonOperator, PythonOperator
-
-from anomalyops_airflow import alerting, dag_builder, dag_ids, tasks
+from anomalyops_airflow import alerting, compat, dag_builder, dag_ids, tasks
+from anomalyops_airflow.compat import DAG, BranchPythonOperator, PythonOperator
 from anomalyops_airflow.datasets import VALIDATED
 from anomalyops_airflow.landing import LandingSensor
 
@@ -41,7 +39,7 @@ settings = dag_builder.dag_settings()
 with DAG(
     dag_id=dag_ids.INGEST_DAG_ID,
     description="Land and ingest one day of data into the lake",
-    schedule="@daily",
+    schedule=compat.daily(),
     start_date=dag_builder.start_date(settings),
     catchup=True,
     # One day at a time: each day's drift check compares with the previous validated day.

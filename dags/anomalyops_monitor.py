@@ -16,17 +16,15 @@ Served-traffic monitoring):
 
 from __future__ import annotations
 
-from airflow import DAG
-from airflow.operators.python import PythonOperator
-
-from anomalyops_airflow import alerting, dag_builder, dag_ids, tasks
+from anomalyops_airflow import alerting, compat, dag_builder, dag_ids, tasks
+from anomalyops_airflow.compat import DAG, PythonOperator
 
 settings = dag_builder.dag_settings()
 
 with DAG(
     dag_id=dag_ids.MONITOR_DAG_ID,
     description="Compare the served alarm rate with the model's calibrated rate, daily",
-    schedule="@daily",
+    schedule=compat.daily(),
     start_date=dag_builder.start_date(settings),
     catchup=False,
     max_active_runs=1,

@@ -25,9 +25,8 @@ See docs/orchestration.md.
 
 from __future__ import annotations
 
-from airflow import DAG
-
 from anomalyops_airflow import alerting, dag_builder, dag_ids, ir, tasks
+from anomalyops_airflow.compat import DAG
 from anomalyops_airflow.datasets import VALIDATED
 
 settings = dag_builder.dag_settings()

@@ -36,8 +36,9 @@ def send(msg: MIMEMultipart, settings: Settings | None = None) -> dict:
         log.error("alert not sent: %s", record["error"])
         return record
     try:
-        from airflow.hooks.base import BaseHook
         from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        from anomalyops_airflow.compat import BaseHook
 
         conn = BaseHook.get_connection(SMTP_CONN_ID)
         record["server"] = f"{conn.host}:{conn.port}"

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.models.baseoperator import BaseOperator
-
     from anomalyops.settings import Settings
+    from anomalyops_airflow.compat import BaseOperator
     from anomalyops_airflow.ir import CompiledPipeline, Status
 
 CHECK_TASK_ID = "check_compiled_pipeline"
@@ -104,8 +103,7 @@ def add_pipeline_tasks(
     Node tasks pass ``node_id`` and ``ir_path``; Airflow adds ``run_id`` from the context.
     ``prepare`` (task id, callable) adds a task between the check and the pipeline's roots.
     """
-    from airflow.operators.python import PythonOperator
-    from airflow.utils.trigger_rule import TriggerRule
+    from anomalyops_airflow.compat import PythonOperator, TriggerRule
 
     check = PythonOperator(
         task_id=CHECK_TASK_ID,

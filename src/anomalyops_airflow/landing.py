@@ -16,11 +16,13 @@ import datetime as dt
 import logging
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
-from airflow.sensors.base import BaseSensorOperator
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from anomalyops.settings import Settings, get_settings
+from anomalyops_airflow.compat import (
+    AirflowFailException,
+    BaseSensorOperator,
+    BaseTrigger,
+    TriggerEvent,
+)
 
 log = logging.getLogger(__name__)
 

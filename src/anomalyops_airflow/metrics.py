@@ -144,7 +144,7 @@ EVALUATION_REPORT_FILE = "evaluation_report.json"
 
 
 def _stats():
-    from airflow.stats import Stats
+    from anomalyops_airflow.compat import Stats
 
     return Stats
 
@@ -160,8 +160,9 @@ def _gauge(metric: Metric, value: float, tags: Mapping[str, str] | None = None) 
 def _flush() -> None:
     """Send now: task processes end (``os._exit`` after a fork) before Airflow's periodic
     OpenTelemetry export (60 s by default) would, and Airflow does not flush at exit."""
-    instance = getattr(_stats(), "instance", None)
-    provider = getattr(instance, "otel", None)
+    from anomalyops_airflow.compat import stats_logger
+
+    provider = getattr(stats_logger(), "otel", None)
     force_flush = getattr(provider, "force_flush", None)
     if callable(force_flush):
         force_flush(timeout_millis=FLUSH_TIMEOUT_MS)

@@ -17,10 +17,9 @@ def land(ds: str) -> list[str]:
 
 
 def ingest(ds: str) -> dict:
-    from airflow.exceptions import AirflowFailException
-
     from anomalyops.ingest import ingest_as_dict
     from anomalyops.sources.landing import IngestError
+    from anomalyops_airflow.compat import AirflowFailException
 
     try:
         return ingest_as_dict(ds, get_settings())
@@ -66,14 +65,13 @@ def promote(ds: str, outlet_events=None) -> dict:
 
 def quarantine(ds: str, **context) -> dict:
     """Move raw -> quarantine, email the alert, record its delivery, then fail the run."""
-    from airflow.exceptions import AirflowFailException
-
     from anomalyops import alerts
     from anomalyops.lake import Lake
     from anomalyops.validation import report
     from anomalyops.validation.day_actions import quarantine as _quarantine
     from anomalyops.validation.report_model import GateReport
     from anomalyops_airflow import alerting
+    from anomalyops_airflow.compat import AirflowFailException
 
     settings = get_settings()
     gate = GateReport.model_validate(_quarantine(ds, settings))
@@ -89,13 +87,12 @@ def quarantine(ds: str, **context) -> dict:
 
 def notify_drift(ds: str, **context) -> dict:
     """Email a drift warning for a promoted day; fail visibly if the email cannot be sent."""
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
-
     from anomalyops import alerts
     from anomalyops.lake import Lake
     from anomalyops.validation import report
     from anomalyops.validation.report_model import Verdict
     from anomalyops_airflow import alerting
+    from anomalyops_airflow.compat import AirflowFailException, AirflowSkipException
 
     settings = get_settings()
     lake = Lake(settings.lake_root)
@@ -118,9 +115,8 @@ def notify_drift(ds: str, **context) -> dict:
 
 def check_served_traffic(ds: str, **context) -> dict:
     """Judge what the served model flagged of the day's uploads; email when above its band."""
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
-
     from anomalyops_airflow import alerting, traffic_check
+    from anomalyops_airflow.compat import AirflowFailException, AirflowSkipException
 
     settings = get_settings()
     if not settings.api_url:
@@ -163,9 +159,8 @@ def check_compiled_pipeline() -> dict:
 
 def run_tfx_node(node_id: str, ir_path: str, run_id: str) -> dict:
     """Run one TFX node of the compiled pipeline; the Airflow run id is the TFX run id."""
-    from airflow.exceptions import AirflowSkipException
-
     from anomalyops_airflow import metrics
+    from anomalyops_airflow.compat import AirflowSkipException
     from anomalyops_airflow.launcher import run_node
     from anomalyops_tfx.pipeline import metadata_connection_config
 
