@@ -36,7 +36,7 @@ def airflow_db() -> Path:
     """A migrated SQLite Airflow metadata DB for this test session."""
     from airflow.utils import db
 
-    db.initdb(load_connections=False)
+    db.initdb()  # no example connections: airflow_env() sets LOAD_DEFAULT_CONNECTIONS=False
     return Path(os.environ["AIRFLOW_HOME"])
 
 

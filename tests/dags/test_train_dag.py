@@ -33,9 +33,9 @@ def compiled(settings_env):
 
 
 def _load(airflow_db):
-    from airflow.models import DagBag
+    from anomalyops_airflow.compat import dag_bag
 
-    bag = DagBag(dag_folder=str(DAG_FILE), include_examples=False)
+    bag = dag_bag(DAG_FILE)
     assert bag.import_errors == {}
     return bag.dags["anomalyops_train"]
 
@@ -55,7 +55,9 @@ def test_shape_schedule_and_policies(airflow_db, compiled):
     assert dag.task_dict["register_window_spans"].downstream_task_ids == {"MakeData"}
     assert dag.task_dict["Push"].upstream_task_ids == {"Train"}
     assert dag.task_dict["Train"].op_kwargs["ir_path"] == str(compiled.pb_path)
-    assert list(dag.timetable.dataset_condition.objects) == [VALIDATED]
+    # Airflow 3 renamed the Dataset condition the Asset condition.
+    condition = getattr(dag.timetable, "asset_condition", None) or dag.timetable.dataset_condition
+    assert list(condition.objects) == [VALIDATED]
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     assert dag.max_active_tasks == 1  # SQLite ML Metadata
@@ -79,8 +81,7 @@ def test_parses_from_the_compiled_ir_without_heavy_imports(compiled):
     cores it swings with whatever else runs."""
     probe = (
         "import sys, time, runpy\n"
-        "from airflow.models import DAG\n"
-        "from airflow.operators.python import PythonOperator\n"
+        "from anomalyops_airflow.compat import DAG, PythonOperator\n"
         "import anomalyops.settings\n"
         "t = time.perf_counter()\n"
         f"g = runpy.run_path({str(DAG_FILE)!r})\n"

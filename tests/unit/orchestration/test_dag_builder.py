@@ -71,7 +71,7 @@ def _compiled(tmp_path: Path, document: dict) -> ir.CompiledPipeline:
 
 
 def _build(compiled, status):
-    from airflow import DAG
+    from anomalyops_airflow.compat import DAG
 
     with DAG(
         "t",
@@ -141,7 +141,7 @@ def test_building_tasks_imports_no_heavy_module(tmp_path, toy_ir_json):
     compiled = _compiled(tmp_path, toy_ir_json)
     probe = f"""
 import sys, datetime as dt
-from airflow import DAG
+from anomalyops_airflow.compat import DAG
 from anomalyops_airflow import tasks
 from anomalyops_airflow import dag_builder, ir, launcher
 compiled = ir.CompiledPipeline(__import__('pathlib').Path({str(tmp_path)!r}), 'p')
@@ -157,7 +157,7 @@ print(','.join(m for m in heavy if m in sys.modules))
 
 
 def test_prepare_task_sits_between_the_check_and_the_roots(tmp_path, diamond_ir_json):
-    from airflow import DAG
+    from anomalyops_airflow.compat import DAG
 
     compiled = _compiled(tmp_path, diamond_ir_json)
     with DAG("p", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) as dag:

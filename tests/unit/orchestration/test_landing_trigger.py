@@ -3,9 +3,8 @@
 import asyncio
 import datetime as dt
 
-from airflow.utils.module_loading import import_string
-
 from anomalyops.lake import Lake
+from anomalyops_airflow.compat import import_string
 from anomalyops_airflow.landing import LandingTrigger
 
 UTC = dt.timezone.utc
