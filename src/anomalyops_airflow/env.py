@@ -13,22 +13,37 @@ from pathlib import Path
 from anomalyops.settings import PROJECT_ROOT, SmtpSettings
 
 
+def airflow_major() -> int:
+    """The installed Airflow's major version, read without importing Airflow (2 if absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("apache-airflow").split(".", 1)[0])
+    except PackageNotFoundError:
+        return 2
+
+
 def airflow_env(home: Path | None = None, *, root: Path = PROJECT_ROOT) -> dict[str, str]:
     home = Path(home or os.environ.get("AIRFLOW_HOME") or root / "var" / "airflow")
+    af3 = airflow_major() >= 3
     defaults = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",
+        # Airflow 3 has no SequentialExecutor; its LocalExecutor runs on SQLite.
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor" if af3 else "SequentialExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "60",
         "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__CORE__XCOM_BACKEND": "airflow.models.xcom.BaseXCom",
+        # Airflow 3 warns (on stdout) about the 2.x path, which it maps to the task SDK's class.
+        "AIRFLOW__CORE__XCOM_BACKEND": (
+            "airflow.sdk.bases.xcom.BaseXCom" if af3 else "airflow.models.xcom.BaseXCom"
+        ),
         # No telemetry or update checks: the machines here have no internet.
         "SCARF_ANALYTICS": "false",
         "AIRFLOW__CORE__ANALYTICS_ENABLED": "False",
