@@ -7,6 +7,7 @@ locations otherwise. Everything here is light: parsing a DAG file imports it any
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Any
 
@@ -80,8 +81,9 @@ __all__ = [
     "TaskGroup",
     "TriggerEvent",
     "TriggerRule",
-    "daily",
     "dag_bag",
+    "dag_test",
+    "daily",
     "get_current_context",
     "import_string",
     "stats_logger",
@@ -112,6 +114,12 @@ def dag_bag(dag_folder: str | os.PathLike[str]) -> Any:
     from airflow.models.dagbag import DagBag
 
     return DagBag(dag_folder=str(dag_folder), include_examples=False)
+
+
+def dag_test(dag: Any, logical_date: dt.datetime, **kwargs: Any) -> Any:
+    """``dag.test()`` of one run at ``logical_date`` (``execution_date`` before 3.x); the DagRun."""
+    key = "logical_date" if AIRFLOW_3 else "execution_date"
+    return dag.test(**{key: logical_date}, **kwargs)
 
 
 def stats_logger() -> Any:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from anomalyops_airflow import compat
 from tests.helpers.common import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(900)
@@ -70,11 +71,9 @@ class Env:
         return day
 
     def dag(self):
-        from airflow.models import DagBag
+        from anomalyops_airflow.compat import dag_bag
 
-        bag = DagBag(
-            dag_folder=str(REPO_ROOT / "dags" / "anomalyops_train.py"), include_examples=False
-        )
+        bag = dag_bag(REPO_ROOT / "dags" / "anomalyops_train.py")
         assert bag.import_errors == {}
         return bag.dags["anomalyops_train"]
 
@@ -163,7 +162,7 @@ def test_run_1_retried_trainer_is_pushed(env, monkeypatch):
     monkeypatch.setattr(trainer_executor.GenericExecutor, "Do", fail_once)
     dag = env.dag()
     assert dag.task_dict["Trainer"].retries >= 1
-    dr = dag.test(execution_date=_utc(1))
+    dr = compat.dag_test(dag, _utc(1))
 
     assert dr.state == DagRunState.SUCCESS
     tis = _tis(dr)
@@ -199,7 +198,7 @@ def test_run_2_stale_compiled_pipeline_fails_before_any_node(env):
     env.reload()
     dag = env.dag()
     assert "stale" in dag.description
-    dr = dag.test(execution_date=_utc(2))
+    dr = compat.dag_test(dag, _utc(2))
 
     assert dr.state == DagRunState.FAILED
     tis = _tis(dr)
@@ -218,7 +217,7 @@ def test_run_3_compares_with_the_blessed_model_and_does_not_push_a_worse_one(env
     # one must be registered as a span by register_window_spans, or the window would skip it.
     skipped_day = env.add_validated_day()
     newest = env.add_validated_day()
-    dr = env.dag().test(execution_date=_utc(3))
+    dr = compat.dag_test(env.dag(), _utc(3))
 
     tis = _tis(dr)
     assert tis["register_window_spans"].xcom_pull(task_ids="register_window_spans") == [
