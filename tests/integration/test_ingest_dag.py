@@ -3,25 +3,22 @@
 import datetime as dt
 
 from anomalyops.lake import Lake, Zone
+from anomalyops_airflow import compat
 from tests.helpers.common import REPO_ROOT, point_smtp_at
 
 
 def _run(dag, day: dt.date):
     from airflow.utils.state import DagRunState
 
-    run = dag.test(execution_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc))
+    run = compat.dag_test(dag, dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc))
     assert run.state == DagRunState.SUCCESS, run
     return run
 
 
 def test_two_days_then_an_idempotent_rerun(airflow_db, settings_env, mail_sink, monkeypatch):
-    from airflow.models import DagBag
-
     point_smtp_at(monkeypatch, mail_sink.port)  # drift warnings must reach a real server
     s = settings_env()
-    dag = DagBag(
-        dag_folder=str(REPO_ROOT / "dags" / "anomalyops_ingest.py"), include_examples=False
-    ).dags["anomalyops_ingest"]
+    dag = compat.dag_bag(REPO_ROOT / "dags" / "anomalyops_ingest.py").dags["anomalyops_ingest"]
     lake = Lake(s.lake_root)
     days = [dt.date(2026, 11, 5), dt.date(2026, 11, 6)]
     for day in days:
