@@ -228,7 +228,7 @@ def run_in_child(
 
 def airflow_run_day(dag_id: str = INGEST_DAG_ID) -> Callable[[dt.date], DayResult]:
     """``run_day`` for :func:`run_days`: ``DAG.test`` of the ingest DAG (Airflow imported here)."""
-    from airflow.models import DagBag
+    from anomalyops_airflow import compat
 
     # The users table: replacing a day's earlier run (a second `make run`) deletes its notes,
     # which reference users; the CLI maps it through the auth manager, a bare process must.
@@ -240,7 +240,7 @@ def airflow_run_day(dag_id: str = INGEST_DAG_ID) -> Callable[[dt.date], DayResul
     from anomalyops.validation import report
 
     dag_folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
-    bag = DagBag(dag_folder=os.path.join(dag_folder, f"{dag_id}.py"), include_examples=False)
+    bag = compat.dag_bag(os.path.join(dag_folder, f"{dag_id}.py"))
     dag = bag.get_dag(dag_id)
     if dag is None:
         raise SystemExit(f"{dag_id} not found in {dag_folder}: {bag.import_errors}")
@@ -254,7 +254,7 @@ def airflow_run_day(dag_id: str = INGEST_DAG_ID) -> Callable[[dt.date], DayResul
 
         logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
         started = timezone.utcnow()
-        dr = dag.test(execution_date=logical)
+        dr = compat.dag_test(dag, logical)
         # DAG.test starts the run "at" its logical date (weeks ago): the UI would show weeks.
         with create_session() as session:
             session.query(DagRun).filter(DagRun.id == dr.id).update(
@@ -284,6 +284,11 @@ def _record_task_start_dates() -> None:
     step that sets ``start_date`` (an executor's ``airflow tasks run`` does it): the task
     instances would have an end date but no start and no duration. This process only.
     """
+    from anomalyops_airflow import compat
+
+    if compat.AIRFLOW_3:
+        return  # its tasks start through the Execution API, which records the start date
+
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils import timezone
 
