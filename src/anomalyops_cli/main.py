@@ -165,6 +165,7 @@ def _cmd_ingest_days(args: argparse.Namespace) -> int:
     import os
 
     from anomalyops.settings import PROJECT_ROOT
+    from anomalyops_airflow.env import airflow_env
     from anomalyops_devtools.ingest_days import run_in_child, tally
 
     first = _iso_day(args.first)
@@ -178,7 +179,9 @@ def _cmd_ingest_days(args: argparse.Namespace) -> int:
         return 2
     log_path = PROJECT_ROOT / "var" / "logs" / f"ingest-days-{first}-{last}.log"
     print(f"ingesting {len(days)} day(s), {first} .. {last}; Airflow's output in {log_path}")
-    results = run_in_child(days, dict(os.environ), log_path, say=print)
+    # The project's embedded Airflow (var/airflow, this checkout's dags/) unless the caller's
+    # environment names another: without it the child could not find the DAG.
+    results = run_in_child(days, {**os.environ, **airflow_env()}, log_path, say=print)
     print(tally(results))
     return 0 if all(r.state == "success" for r in results) else 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pandas as pd
 import pytest
@@ -108,3 +109,26 @@ def test_ingest_days_refuses_bad_ranges(capsys):
     assert "the last day 2013-12-01 is before the first 2013-12-05" in capsys.readouterr().err
     assert main(["ingest-days", "2000-01-01", "2020-01-01"]) == 2
     assert "at most 3660 at a time" in capsys.readouterr().err
+
+
+def test_ingest_days_finds_the_project_airflow_without_exports(monkeypatch, tmp_path):
+    """A shell without the walk-through's Airflow exports still reaches this checkout's DAGs
+    (it used to fail with a KeyError on AIRFLOW__CORE__DAGS_FOLDER); the caller's own
+    settings win."""
+    import anomalyops_devtools.ingest_days as ingest_days
+
+    seen = {}
+
+    def fake_run_in_child(days, env, log_path, *, say):
+        seen.update(env)
+        return []
+
+    monkeypatch.setattr(ingest_days, "run_in_child", fake_run_in_child)
+    for name in list(os.environ):
+        if name.startswith("AIRFLOW"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    assert main(["ingest-days", "2013-12-03"]) == 0
+    assert seen["AIRFLOW__CORE__DAGS_FOLDER"].endswith("dags")
+    assert seen["AIRFLOW_HOME"]
+    assert seen["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
