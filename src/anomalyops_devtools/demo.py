@@ -57,6 +57,9 @@ def _airflow_json(args: list[str], env: dict[str, str]) -> list[dict]:
         return []
 
 
+BOTH_DAGS = f"^({re.escape(INGEST_DAG_ID)}|{re.escape(TRAIN_DAG_ID)})$"
+"""The ingest and training DAGs, as one ``--treat-dag-id-as-regex`` pattern."""
+
 _TASK_END = re.compile(r"Marking task as (\w+)\. dag_id=\S+, task_id=([^,\s]+)")
 
 
@@ -115,29 +118,47 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         f"days {cfg.start} .. {cfg.end}: corrupt day {cfg.corrupt_day}, sudden drift from {cfg.drift_day}"
     )
     say(f"Airflow home {env['AIRFLOW_HOME']} (SQLite, SequentialExecutor); logs in {LOG_DIR}")
-    run([airflow, "db", "migrate"], env, "airflow-db")
-    password = secret("airflow-admin-password")
-    # On stdin (Airflow asks twice), never on the command line where any local user can read
-    # it (ps); a new session has no terminal, so Airflow's getpass reads stdin.
-    with open(LOG_DIR / "airflow-users.log", "ab") as log:
-        subprocess.run(
-            [airflow, "users", "create", "-u", "admin", "-r", "Admin", "-f", "Admin",
-             "-l", "User", "-e", "admin@localhost"],
-            input=f"{password}\n{password}\n".encode(),
+    # Compiling imports TFX (≈ 20 s) and needs no database: it runs while Airflow's DB is set up.
+    say("compiling the TFX pipeline to IR (anomalyops compile-pipeline)")
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOG_DIR / "compile.log", "ab") as compile_log:
+        compiling = subprocess.Popen(
+            [str(BIN / "anomalyops"), "compile-pipeline"],
             env=env,
-            stdout=log,
+            stdout=compile_log,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
-            start_new_session=True,
-            check=False,  # the user exists on a re-run
-        )  # fmt: skip
-    say("compiling the TFX pipeline to IR (anomalyops compile-pipeline)")
-    run([str(BIN / "anomalyops"), "compile-pipeline"], env, "compile")
+        )
+    try:
+        run([airflow, "db", "migrate"], env, "airflow-db")
+        password = secret("airflow-admin-password")
+        # On stdin (Airflow asks twice), never on the command line where any local user can read
+        # it (ps); a new session has no terminal, so Airflow's getpass reads stdin.
+        with open(LOG_DIR / "airflow-users.log", "ab") as log:
+            subprocess.run(
+                [airflow, "users", "create", "-u", "admin", "-r", "Admin", "-f", "Admin",
+                 "-l", "User", "-e", "admin@localhost"],
+                input=f"{password}\n{password}\n".encode(),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                start_new_session=True,
+                check=False,  # the user exists on a re-run
+            )  # fmt: skip
+    except BaseException:  # no compiler left running behind a failed start
+        compiling.kill()
+        raise
+    if compiling.wait() != 0:
+        tail = (LOG_DIR / "compile.log").read_text(errors="replace").splitlines()[-30:]
+        raise SystemExit("anomalyops compile-pipeline failed; last lines:\n" + "\n".join(tail))
     run([airflow, "dags", "reserialize"], env, "airflow-reserialize")
     # Paused while the history is backfilled: paused DAGs get no Dataset queue entries, so the
     # backfill does not queue one training run per day; one run over the window follows.
-    run([airflow, "dags", "pause", TRAIN_DAG_ID], env, "airflow-pause")
-    run([airflow, "dags", "pause", INGEST_DAG_ID], env, "airflow-pause")
+    # One CLI call for both (each call is seconds of Airflow imports).
+    run(
+        [airflow, "dags", "pause", "-y", "--treat-dag-id-as-regex", BOTH_DAGS], env, "airflow-pause"
+    )
 
     maildir = VAR / "mail"
     start_service(
@@ -190,10 +211,21 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     )
     state = train_in_one_process(env, airflow)
     say(f"training run {state} after {time.monotonic() - t0:.0f}s from start")
-    # From now on new validated days trigger training through the scheduler (Dataset).
-    run([airflow, "dags", "unpause", INGEST_DAG_ID], env, "airflow-pause")
-    run([airflow, "dags", "unpause", TRAIN_DAG_ID], env, "airflow-pause")
+    # From now on new validated days trigger training through the scheduler (Dataset). The
+    # summary only needs the API, so it does not wait for the CLI.
+    with open(LOG_DIR / "airflow-pause.log", "ab") as pause_log:
+        unpausing = subprocess.Popen(
+            [airflow, "dags", "unpause", "-y", "--treat-dag-id-as-regex", BOTH_DAGS],
+            env=env,
+            stdout=pause_log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
     summary(cfg, env, maildir, t0)
+    if unpausing.wait() != 0:
+        say(
+            f"could not unpause the DAGs: see {LOG_DIR / 'airflow-pause.log'}; unpause them in the UI"
+        )
     if not follow:
         return 0 if state == "success" else 1
     say("up until Ctrl-C (or `make stop` from another terminal)")
