@@ -37,8 +37,14 @@ def airflow_env(home: Path | None = None, *, root: Path = PROJECT_ROOT) -> dict[
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "60",
-        "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
+        # Airflow 3 moved both: parsing to the dag-processor (no fallback to the old key), the
+        # UI's options to the api-server's [api] section.
+        (
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"
+            if af3
+            else "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL"
+        ): "60",
+        ("AIRFLOW__API__EXPOSE_CONFIG" if af3 else "AIRFLOW__WEBSERVER__EXPOSE_CONFIG"): "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         # Airflow 3 warns (on stdout) about the 2.x path, which it maps to the task SDK's class.
         "AIRFLOW__CORE__XCOM_BACKEND": (

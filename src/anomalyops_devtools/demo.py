@@ -1,7 +1,7 @@
 """``make run``: the whole loop on this machine, on embedded defaults.
 
 Starts a local SMTP sink, the scoring API (uvicorn) and Airflow (scheduler, webserver and
-triggerer, SQLite), backfills two to three weeks of simulated days through the real ingestion
+triggerer on Airflow 2; scheduler, api-server, dag-processor and triggerer on Airflow 3; SQLite), backfills two to three weeks of simulated days through the real ingestion
 DAG (one corrupt day, a sudden drift; one ``DAG.test`` run a day, in order, in one process,
 one progress line a day), triggers one training run over the window, waits until the API
 serves the pushed model, scores a sample file through the API and prints where to look. It stays up until Ctrl-C;
@@ -24,7 +24,8 @@ from pathlib import Path
 
 from anomalyops.settings import PROJECT_ROOT
 from anomalyops_airflow.dag_ids import INGEST_DAG_ID, TRAIN_DAG_ID
-from anomalyops_devtools.demo_env import DemoConfig, demo_env, secret
+from anomalyops_airflow.env import airflow_major
+from anomalyops_devtools.demo_env import DemoConfig, demo_env, secret, write_passwords_file
 from anomalyops_devtools.ingest_days import run_in_child, tally
 from anomalyops_devtools.processes import (
     BIN,
@@ -61,6 +62,17 @@ BOTH_DAGS = f"^({re.escape(INGEST_DAG_ID)}|{re.escape(TRAIN_DAG_ID)})$"
 """The ingest and training DAGs, as one ``--treat-dag-id-as-regex`` pattern."""
 
 _TASK_END = re.compile(r"Marking task as (\w+)\. dag_id=\S+, task_id=([^,\s]+)")
+# Airflow 3's dag.test logs no state per task, only its end.
+_TASK_END_3 = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
+
+
+def _task_ended(line: str) -> tuple[str, str] | None:
+    """(task id, state) from a ``dags test`` line that ends a task; the state may be "done"."""
+    if match := _TASK_END.search(line):
+        return match.group(2), match.group(1).lower()
+    if match := _TASK_END_3.search(line):
+        return match.group(1), "done"
+    return None
 
 
 def train_in_one_process(env: dict[str, str], airflow: str) -> str:
@@ -86,16 +98,17 @@ def train_in_one_process(env: dict[str, str], airflow: str) -> str:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
-            if match := _TASK_END.search(line):
-                say(
-                    f"  {match.group(2):<28} {match.group(1).lower():<8} "
-                    f"(+{time.monotonic() - started:4.0f}s)"
-                )
+            if ended := _task_ended(line):
+                say(f"  {ended[0]:<28} {ended[1]:<8} (+{time.monotonic() - started:4.0f}s)")
         proc.wait()
+    # Airflow 3: the DAG id is positional and a run's date is its logical_date.
+    af3 = airflow_major() >= 3
+    list_runs = ["dags", "list-runs", *([] if af3 else ["-d"]), TRAIN_DAG_ID]
+    date_key = "logical_date" if af3 else "execution_date"
     runs = [
         r
-        for r in _airflow_json(["dags", "list-runs", "-d", TRAIN_DAG_ID], env)
-        if dt.datetime.fromisoformat(r["execution_date"]) == logical
+        for r in _airflow_json(list_runs, env)
+        if r.get(date_key) and dt.datetime.fromisoformat(r[date_key]) == logical
     ]
     if not runs:
         return f"unknown (airflow dags test exited {proc.returncode}; see {LOG_DIR / 'train.log'})"
@@ -114,10 +127,14 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
             raise SystemExit(f"port {port} ({what}) is in use: `make stop`, or free it, then retry")
     env = demo_env(cfg)
     airflow = str(BIN / "airflow")
+    af3 = airflow_major() >= 3
     say(
         f"days {cfg.start} .. {cfg.end}: corrupt day {cfg.corrupt_day}, sudden drift from {cfg.drift_day}"
     )
-    say(f"Airflow home {env['AIRFLOW_HOME']} (SQLite, SequentialExecutor); logs in {LOG_DIR}")
+    say(
+        f"Airflow home {env['AIRFLOW_HOME']} (SQLite, {env['AIRFLOW__CORE__EXECUTOR']}); "
+        f"logs in {LOG_DIR}"
+    )
     # Compiling imports TFX (≈ 20 s) and needs no database: it runs while Airflow's DB is set up.
     say("compiling the TFX pipeline to IR (anomalyops compile-pipeline)")
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -132,20 +149,24 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     try:
         run([airflow, "db", "migrate"], env, "airflow-db")
         password = secret("airflow-admin-password")
-        # On stdin (Airflow asks twice), never on the command line where any local user can read
-        # it (ps); a new session has no terminal, so Airflow's getpass reads stdin.
-        with open(LOG_DIR / "airflow-users.log", "ab") as log:
-            subprocess.run(
-                [airflow, "users", "create", "-u", "admin", "-r", "Admin", "-f", "Admin",
-                 "-l", "User", "-e", "admin@localhost"],
-                input=f"{password}\n{password}\n".encode(),
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=PROJECT_ROOT,
-                start_new_session=True,
-                check=False,  # the user exists on a re-run
-            )  # fmt: skip
+        if af3:
+            # SimpleAuthManager: the user is in the configuration, the password in a file.
+            write_passwords_file(password)
+        else:
+            # On stdin (Airflow asks twice), never on the command line where any local user
+            # can read it (ps); a new session has no terminal, so Airflow's getpass reads stdin.
+            with open(LOG_DIR / "airflow-users.log", "ab") as log:
+                subprocess.run(
+                    [airflow, "users", "create", "-u", "admin", "-r", "Admin", "-f", "Admin",
+                     "-l", "User", "-e", "admin@localhost"],
+                    input=f"{password}\n{password}\n".encode(),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=PROJECT_ROOT,
+                    start_new_session=True,
+                    check=False,  # the user exists on a re-run
+                )  # fmt: skip
     except BaseException:  # no compiler left running behind a failed start
         compiling.kill()
         raise
@@ -187,12 +208,22 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         env,
     )
     start_service("airflow-scheduler", [airflow, "scheduler"], env)
-    start_service("airflow-webserver", [airflow, "webserver"], env)
+    if af3:
+        # The UI, the REST API and the execution API the scheduler's task workers report to.
+        start_service("airflow-api-server", [airflow, "api-server"], env)
+        # Airflow 3's scheduler parses no DAG files: this keeps the serialized DAGs current.
+        start_service("airflow-dag-processor", [airflow, "dag-processor"], env)
+    else:
+        start_service("airflow-webserver", [airflow, "webserver"], env)
     # Runs deferred tasks: the ingest DAG's land task waits there for users' files.
     start_service("airflow-triggerer", [airflow, "triggerer"], env)
     say(
         f"started: SMTP sink :{cfg.smtp_port}, API :{cfg.api_port}, "
-        f"Airflow scheduler + triggerer + UI :{cfg.web_port}"
+        + (
+            f"Airflow scheduler + dag-processor + triggerer + api-server (UI) :{cfg.web_port}"
+            if af3
+            else f"Airflow scheduler + triggerer + UI :{cfg.web_port}"
+        )
     )
 
     say(
