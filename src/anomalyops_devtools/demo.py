@@ -207,13 +207,16 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
         ],
         env,
     )
-    start_service("airflow-scheduler", [airflow, "scheduler"], env)
     if af3:
-        # The UI, the REST API and the execution API the scheduler's task workers report to.
+        # The UI, the REST API and the execution API the scheduler's task workers report to:
+        # started first for a head start (a task handed out before it listens fails its first
+        # try with "connection refused" and is retried).
         start_service("airflow-api-server", [airflow, "api-server"], env)
         # Airflow 3's scheduler parses no DAG files: this keeps the serialized DAGs current.
         start_service("airflow-dag-processor", [airflow, "dag-processor"], env)
+        start_service("airflow-scheduler", [airflow, "scheduler"], env)
     else:
+        start_service("airflow-scheduler", [airflow, "scheduler"], env)
         start_service("airflow-webserver", [airflow, "webserver"], env)
     # Runs deferred tasks: the ingest DAG's land task waits there for users' files.
     start_service("airflow-triggerer", [airflow, "triggerer"], env)
