@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run an Airflow command with the project's Airflow configuration: `airflow.sh scheduler`,
-# `airflow.sh webserver`, `airflow.sh celery worker`, ... The containers' entrypoint and the
+# `airflow.sh webserver` (`api-server` on Airflow 3), `airflow.sh celery worker`, ... The containers' entrypoint and the
 # tests run this same script. Values already in the environment (the compose file's Postgres
 # URL, the executor) win over the embedded defaults printed by `anomalyops airflow-env`.
 set -euo pipefail
@@ -14,9 +14,15 @@ if [ "${1:-}" = "celery" ] && [ "${2:-}" = "worker" ] && [ "$executor" != "Celer
     "COMPOSE_PROFILES=celery in .env." >&2
   exit 2
 fi
-if [ "$executor" != "SequentialExecutor" ] && [[ "$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" == sqlite* ]]; then
+# The one executor that runs on SQLite: SequentialExecutor on Airflow 2; Airflow 3 has none
+# and runs its LocalExecutor on SQLite (the embedded default there).
+sqlite_executor=SequentialExecutor
+if [ "$(python -c 'from importlib.metadata import version; print(version("apache-airflow").split(".")[0])')" -ge 3 ]; then
+  sqlite_executor=LocalExecutor
+fi
+if [ "$executor" != "$sqlite_executor" ] && [[ "$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" == sqlite* ]]; then
   echo "airflow.sh: $executor cannot use a SQLite metadata database; set" \
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to PostgreSQL (or use SequentialExecutor)." >&2
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to PostgreSQL (or use $sqlite_executor)." >&2
   exit 2
 fi
 
