@@ -66,11 +66,14 @@ _TASK_END = re.compile(r"Marking task as (\w+)\. dag_id=\S+, task_id=([^,\s]+)")
 _TASK_END_3 = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
 
 
-def _task_ended(line: str) -> tuple[str, str] | None:
-    """(task id, state) from a ``dags test`` line that ends a task; the state may be "done"."""
+def _task_ended(line: str, af3: bool) -> tuple[str, str] | None:
+    """(task id, state) from a ``dags test`` line that ends a task; the state may be "done".
+
+    Airflow 2 logs both lines for each task: only the one with the state counts there.
+    """
     if match := _TASK_END.search(line):
         return match.group(2), match.group(1).lower()
-    if match := _TASK_END_3.search(line):
+    if af3 and (match := _TASK_END_3.search(line)):
         return match.group(1), "done"
     return None
 
@@ -85,6 +88,7 @@ def train_in_one_process(env: dict[str, str], airflow: str) -> str:
     meanwhile, so the scheduler does not pick up the same tasks.
     """
     logical = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    af3 = airflow_major() >= 3
     started = time.monotonic()
     with open(LOG_DIR / "train.log", "w") as log:
         proc = subprocess.Popen(
@@ -98,11 +102,10 @@ def train_in_one_process(env: dict[str, str], airflow: str) -> str:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
-            if ended := _task_ended(line):
+            if ended := _task_ended(line, af3):
                 say(f"  {ended[0]:<28} {ended[1]:<8} (+{time.monotonic() - started:4.0f}s)")
         proc.wait()
     # Airflow 3: the DAG id is positional and a run's date is its logical_date.
-    af3 = airflow_major() >= 3
     list_runs = ["dags", "list-runs", *([] if af3 else ["-d"]), TRAIN_DAG_ID]
     date_key = "logical_date" if af3 else "execution_date"
     runs = [

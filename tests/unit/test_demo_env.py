@@ -66,20 +66,23 @@ def test_the_passwords_file_holds_the_admins_password_readable_only_by_its_owner
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+_STATE_LINE = (
+    "[2026-12-02 10:00:01] INFO - Marking task as SUCCESS. dag_id=anomalyops_train, "
+    "task_id=Trainer, run_id=manual__x, logical_date=20261202T100000"
+)
+_END_LINE = "2026-12-02T10:00:01Z [info     ] [DAG TEST] end task task_id=Pusher map_index=-1"
+
+
 @pytest.mark.parametrize(
-    ("line", "ended"),
+    ("line", "af3", "ended"),
     [
-        (
-            "[2026-12-02 10:00:01] INFO - Marking task as SUCCESS. dag_id=anomalyops_train, "
-            "task_id=Trainer, run_id=manual__x, logical_date=20261202T100000",
-            ("Trainer", "success"),
-        ),
-        (
-            "2026-12-02T10:00:01Z [info     ] [DAG TEST] end task task_id=Pusher map_index=-1",
-            ("Pusher", "done"),
-        ),
-        ("[DAG TEST] starting task_id=Pusher map_index=-1", None),
+        (_STATE_LINE, False, ("Trainer", "success")),
+        (_STATE_LINE, True, ("Trainer", "success")),
+        (_END_LINE, True, ("Pusher", "done")),
+        # Airflow 2 logs this line too, after the state line: one progress line per task.
+        (_END_LINE, False, None),
+        ("[DAG TEST] starting task_id=Pusher map_index=-1", True, None),
     ],
 )
-def test_dags_test_task_ends_are_recognised_on_both_lines(line, ended):
-    assert demo._task_ended(line) == ended
+def test_dags_test_task_ends_are_recognised_on_both_lines(line, af3, ended):
+    assert demo._task_ended(line, af3) == ended
