@@ -16,7 +16,9 @@ from airflow import __version__ as AIRFLOW_VERSION
 # Triggers run in the triggerer, which is core Airflow in both lines: the same place.
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-AIRFLOW_3 = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
+from anomalyops_airflow.env import airflow_major
+
+AIRFLOW_3 = airflow_major() >= 3
 
 if AIRFLOW_3:
     from airflow.providers.standard.operators.python import (

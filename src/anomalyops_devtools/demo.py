@@ -31,8 +31,10 @@ from anomalyops_devtools.processes import (
     BIN,
     LOG_DIR,
     VAR,
+    finish,
     port_free,
     run,
+    spawn,
     start_service,
     stop_all,
     wait_until_stopped,
@@ -140,15 +142,7 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     )
     # Compiling imports TFX (≈ 20 s) and needs no database: it runs while Airflow's DB is set up.
     say("compiling the TFX pipeline to IR (anomalyops compile-pipeline)")
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_DIR / "compile.log", "ab") as compile_log:
-        compiling = subprocess.Popen(
-            [str(BIN / "anomalyops"), "compile-pipeline"],
-            env=env,
-            stdout=compile_log,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-        )
+    compiling = spawn([str(BIN / "anomalyops"), "compile-pipeline"], env, "compile")
     try:
         run([airflow, "db", "migrate"], env, "airflow-db")
         password = secret("airflow-admin-password")
@@ -173,9 +167,7 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     except BaseException:  # no compiler left running behind a failed start
         compiling.kill()
         raise
-    if compiling.wait() != 0:
-        tail = (LOG_DIR / "compile.log").read_text(errors="replace").splitlines()[-30:]
-        raise SystemExit("anomalyops compile-pipeline failed; last lines:\n" + "\n".join(tail))
+    finish(compiling, "compile")
     run([airflow, "dags", "reserialize"], env, "airflow-reserialize")
     # Paused while the history is backfilled: paused DAGs get no Dataset queue entries, so the
     # backfill does not queue one training run per day; one run over the window follows.
@@ -250,16 +242,13 @@ def up(cfg: DemoConfig, *, follow: bool = True) -> int:
     say(f"training run {state} after {time.monotonic() - t0:.0f}s from start")
     # From now on new validated days trigger training through the scheduler (Dataset). The
     # summary only needs the API, so it does not wait for the CLI.
-    with open(LOG_DIR / "airflow-pause.log", "ab") as pause_log:
-        unpausing = subprocess.Popen(
-            [airflow, "dags", "unpause", "-y", "--treat-dag-id-as-regex", BOTH_DAGS],
-            env=env,
-            stdout=pause_log,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-        )
+    unpausing = spawn(
+        [airflow, "dags", "unpause", "-y", "--treat-dag-id-as-regex", BOTH_DAGS],
+        env,
+        "airflow-pause",
+    )
     summary(cfg, env, maildir, t0)
-    if unpausing.wait() != 0:
+    if finish(unpausing, "airflow-pause", check=False) != 0:
         say(
             f"could not unpause the DAGs: see {LOG_DIR / 'airflow-pause.log'}; unpause them in the UI"
         )

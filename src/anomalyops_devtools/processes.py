@@ -76,18 +76,29 @@ def wait_until_stopped(poll_s: float = 1.0) -> None:
         time.sleep(poll_s)
 
 
-def run(argv: list[str], env: dict[str, str], log_name: str, *, check: bool = True) -> int:
+def spawn(argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
+    """Start ``argv`` with its output appended to ``var/demo/<log_name>.log``; see :func:`finish`."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(LOG_DIR / f"{log_name}.log", "ab") as log:
-        code = subprocess.call(
+        return subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
         )
+
+
+def finish(proc: subprocess.Popen, log_name: str, *, check: bool = True) -> int:
+    """Wait for a :func:`spawn`-ed process; with ``check``, a failure exits naming its log's tail."""
+    code = proc.wait()
     if check and code != 0:
         tail = (LOG_DIR / f"{log_name}.log").read_text(errors="replace").splitlines()[-30:]
         raise SystemExit(
-            f"{' '.join(argv[:3])} failed (exit {code}); last lines:\n" + "\n".join(tail)
+            f"{' '.join(map(str, proc.args[:3]))} failed (exit {code}); last lines:\n"
+            + "\n".join(tail)
         )
     return code
+
+
+def run(argv: list[str], env: dict[str, str], log_name: str, *, check: bool = True) -> int:
+    return finish(spawn(argv, env, log_name), log_name, check=check)
 
 
 def port_free(port: int) -> bool:
